@@ -1,0 +1,1 @@
+"""Hand-written convenience client over the generated stubs."""

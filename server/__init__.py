@@ -1,0 +1,1 @@
+"""CCL Lead Platform gRPC server."""
