@@ -1,0 +1,1 @@
+"""Domain types shared by services, storage and the transport converters."""

@@ -1,0 +1,1 @@
+"""Operations: rendering Envoy's config and running the dev stack (server + Envoy)."""

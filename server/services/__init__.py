@@ -1,0 +1,1 @@
+"""Domain services: API keys, lead intake, statistics. No gRPC, no protobuf in here."""

@@ -1,0 +1,156 @@
+"""API keys: creation (shown once), hashed storage, verification with a short cache, revocation.
+
+A key looks like `ccl_<key id>_<secret>`. The key id is public and indexes the
+row; only SHA-256 of the whole key is stored. The secret has 256 bits of
+entropy, so a fast hash is the right tool (a password KDF protects low-entropy
+secrets, which these are not), and verification costs microseconds.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from server.errors import InvalidArgumentError, NotFoundError, UnauthenticatedError
+from server.errors import FieldViolation
+from server.storage import models
+from server.storage.db import Database
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    SERVICE = "service"
+    DEALER = "dealer"
+    OPS = "ops"
+    AGENT = "agent"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's id, its role and, for dealer keys, the dealer."""
+
+    key_id: str
+    role: Role
+    dealer_id: str | None = None
+
+    @property
+    def scope(self) -> str:
+        """The namespace of the caller's idempotency keys: per dealer, or internal callers."""
+        return f"dealer:{self.dealer_id}" if self.dealer_id else "internal"
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    key_id: str
+    api_key: str
+    role: Role
+    dealer_id: str | None
+
+
+KEY_PREFIX = "ccl"
+ENV_ADMIN_KEY_ID = "env-admin"
+
+
+def _hash(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError as e:
+        allowed = ", ".join(r.value for r in Role)
+        raise InvalidArgumentError(
+            f"role must be one of {allowed}",
+            reason="INVALID_ROLE",
+            violations=[FieldViolation("role", f"must be one of {allowed}")],
+        ) from e
+
+
+class ApiKeyService:
+    """Creates, verifies and revokes API keys."""
+
+    def __init__(self, db: Database, admin_api_key: str = "", cache_seconds: float = 10.0) -> None:
+        self._db = db
+        self._admin_hash = _hash(admin_api_key) if admin_api_key else ""
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Principal]] = {}
+
+    # --- creation and revocation (CLI, admin tooling) -------------------------------------
+
+    def create_sync(self, role: Role, dealer_id: str | None = None, name: str = "") -> CreatedKey:
+        if role is Role.DEALER and not dealer_id:
+            raise InvalidArgumentError(
+                "a dealer key needs a dealer",
+                reason="DEALER_REQUIRED",
+                violations=[FieldViolation("dealer", "required for role dealer")],
+            )
+        if role is not Role.DEALER and dealer_id:
+            raise InvalidArgumentError(
+                "only dealer keys belong to a dealer",
+                reason="DEALER_NOT_ALLOWED",
+                violations=[FieldViolation("dealer", "only allowed for role dealer")],
+            )
+        if dealer_id and not models.Dealer.select().where(models.Dealer.id == dealer_id).exists():
+            raise NotFoundError("no such dealer", reason="DEALER_NOT_FOUND")
+        key_id = secrets.token_hex(8)
+        api_key = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+        models.ApiKey.create(
+            id=key_id, name=name, role=role.value, dealer=dealer_id, secret_hash=_hash(api_key)
+        )
+        return CreatedKey(key_id=key_id, api_key=api_key, role=role, dealer_id=dealer_id)
+
+    def revoke_sync(self, key_id: str) -> None:
+        updated = (
+            models.ApiKey.update(revoked_at=models.utcnow())
+            .where((models.ApiKey.id == key_id) & (models.ApiKey.revoked_at.is_null()))
+            .execute()
+        )
+        if not updated:
+            raise NotFoundError("no active key with that id", reason="API_KEY_NOT_FOUND")
+        self._cache.clear()
+
+    def list_sync(self) -> list[models.ApiKey]:
+        return list(models.ApiKey.select().order_by(models.ApiKey.created_at))
+
+    # --- verification (every RPC) -------------------------------------------------------
+
+    async def authenticate(self, api_key: str | None) -> Principal:
+        """Returns the caller for `api_key`, or raises UnauthenticatedError."""
+        if not api_key:
+            raise UnauthenticatedError(
+                "an API key is required (Authorization: Bearer <key> or x-api-key)",
+                reason="API_KEY_MISSING",
+            )
+        digest = _hash(api_key)
+        if self._admin_hash and hmac.compare_digest(digest, self._admin_hash):
+            return Principal(key_id=ENV_ADMIN_KEY_ID, role=Role.ADMIN)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached and cached[0] > now:
+            return cached[1]
+        principal = await self._db.run(self._lookup, api_key, digest)
+        if principal is None:
+            self._cache.pop(digest, None)
+            raise UnauthenticatedError("the API key is not valid", reason="API_KEY_INVALID")
+        if self._cache_seconds > 0:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now + self._cache_seconds, principal)
+        return principal
+
+    @staticmethod
+    def _lookup(api_key: str, digest: str) -> Principal | None:
+        parts = api_key.split("_", 2)
+        if len(parts) != 3 or parts[0] != KEY_PREFIX:
+            return None
+        row = models.ApiKey.get_or_none(models.ApiKey.id == parts[1])
+        if row is None or row.revoked_at is not None:
+            return None
+        if not hmac.compare_digest(row.secret_hash, digest):
+            return None
+        return Principal(key_id=row.id, role=Role(row.role), dealer_id=row.dealer_id)

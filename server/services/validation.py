@@ -1,0 +1,274 @@
+"""Lead validation: every bad field reported at once, every good value normalised.
+
+Emails go through email-validator (syntax only, no DNS), phones through
+phonenumbers (to E.164). Violations name fields by their request path, for
+example `lead.address.zip_code`, so REST and gRPC callers can point at them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from server.domain.leads import AddressInput, ConsentInput, LeadInput, ValidLead, VehicleInput
+from server.errors import FieldViolation, InvalidArgumentError
+
+US_STATES = frozenset(
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH "
+    "NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY".split()
+)
+_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
+_PRINTABLE_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+MAX_MONTHLY_INCOME_CENTS = 10_000_000  # $100,000 a month
+MAX_DOWN_PAYMENT_CENTS = 10_000_000  # $100,000
+MAX_VEHICLE_PRICE_CENTS = 50_000_000  # $500,000
+MIN_AGE_YEARS = 18
+MAX_AGE_YEARS = 120
+
+
+class _Collector:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.violations: list[FieldViolation] = []
+
+    def add(self, path: str, description: str) -> None:
+        self.violations.append(FieldViolation(f"{self.prefix}{path}", description))
+
+    def text(self, path: str, value: str, *, required: bool, max_len: int) -> str:
+        value = value.strip()
+        if not value:
+            if required:
+                self.add(path, "is required")
+        elif len(value) > max_len:
+            self.add(path, f"must be at most {max_len} characters")
+        elif _CONTROL.search(value):
+            self.add(path, "must not contain control characters")
+        return value
+
+    def int_range(self, path: str, value: int, low: int, high: int) -> int:
+        if not low <= value <= high:
+            self.add(path, f"must be between {low} and {high}")
+        return value
+
+
+def validate_idempotency_key(key: str, field: str = "idempotency_key") -> str:
+    if key and not _PRINTABLE_KEY.match(key):
+        raise InvalidArgumentError(
+            "the idempotency key is not valid",
+            reason="INVALID_IDEMPOTENCY_KEY",
+            violations=[FieldViolation(field, "must be 1 to 128 printable ASCII characters")],
+        )
+    return key
+
+
+def normalize_email(email: str) -> str:
+    """Returns the normalised address (lower-cased for matching); raises ValueError if bad."""
+    try:
+        result = validate_email(email.strip(), check_deliverability=False)
+    except EmailNotValidError as e:
+        raise ValueError(str(e)) from e
+    return str(result.normalized).lower()
+
+
+def normalize_phone(phone: str, region: str) -> str:
+    """Returns the number in E.164; raises ValueError if it is not a valid number."""
+    try:
+        parsed = phonenumbers.parse(phone, region)
+    except phonenumbers.NumberParseException as e:
+        raise ValueError("is not a phone number") from e
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError("is not a valid phone number")
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+def _age_on(born: dt.date, today: dt.date) -> int:
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def validate_lead(
+    lead: LeadInput | None,
+    *,
+    region: str = "US",
+    today: dt.date | None = None,
+    prefix: str = "lead.",
+) -> ValidLead:
+    """Validates and normalises `lead`; raises InvalidArgumentError naming every bad field."""
+    if lead is None:
+        raise InvalidArgumentError(
+            "the lead is missing",
+            reason="INVALID_LEAD",
+            violations=[FieldViolation(prefix.rstrip("."), "is required")],
+        )
+    c = _Collector(prefix)
+    today = today or dt.datetime.now(dt.UTC).date()
+
+    first_name = c.text("first_name", lead.first_name, required=True, max_len=100)
+    last_name = c.text("last_name", lead.last_name, required=True, max_len=100)
+
+    email = lead.email.strip()
+    email_normalized = ""
+    if not email:
+        c.add("email", "is required")
+    elif len(email) > 320:
+        c.add("email", "must be at most 320 characters")
+    else:
+        try:
+            email_normalized = normalize_email(email)
+        except ValueError:
+            c.add("email", "is not a valid email address")
+
+    phone_e164 = ""
+    if not lead.phone.strip():
+        c.add("phone", "is required")
+    elif len(lead.phone) > 32:
+        c.add("phone", "must be at most 32 characters")
+    else:
+        try:
+            phone_e164 = normalize_phone(lead.phone, region)
+        except ValueError as e:
+            c.add("phone", str(e))
+
+    born = dt.date.min
+    if not lead.date_of_birth.strip():
+        c.add("date_of_birth", "is required")
+    else:
+        try:
+            born = dt.date.fromisoformat(lead.date_of_birth.strip())
+            if len(lead.date_of_birth.strip()) != 10:
+                raise ValueError
+        except ValueError:
+            c.add("date_of_birth", "must be a date as YYYY-MM-DD")
+        else:
+            age = _age_on(born, today)
+            if born > today:
+                c.add("date_of_birth", "must not be in the future")
+            elif age < MIN_AGE_YEARS:
+                c.add("date_of_birth", f"the applicant must be at least {MIN_AGE_YEARS}")
+            elif age > MAX_AGE_YEARS:
+                c.add("date_of_birth", f"the applicant must be at most {MAX_AGE_YEARS}")
+
+    address = _validate_address(c, lead.address)
+    c.int_range("monthly_income_cents", lead.monthly_income_cents, 0, MAX_MONTHLY_INCOME_CENTS)
+    c.int_range("down_payment_cents", lead.down_payment_cents, 0, MAX_DOWN_PAYMENT_CENTS)
+    vehicle = _validate_vehicle(c, lead.vehicle, today)
+    consent = _validate_consent(c, lead.consent)
+
+    source = lead.source.strip().lower() or "api"
+    if not _SLUG.match(source):
+        c.add("source", "must be a lowercase slug of letters, digits, '-' and '_' (max 64)")
+    visitor_id = c.text("visitor_id", lead.visitor_id, required=False, max_len=128)
+    employment = c.text("employment_status", lead.employment_status, required=False, max_len=32)
+    c.int_range("months_employed", lead.months_employed, 0, 1200)
+    c.int_range("months_at_address", lead.months_at_address, 0, 1200)
+
+    if c.violations:
+        raise InvalidArgumentError(
+            f"the lead has {len(c.violations)} invalid field(s)",
+            reason="INVALID_LEAD",
+            violations=c.violations,
+        )
+    return ValidLead(
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        email_normalized=email_normalized,
+        phone_e164=phone_e164,
+        date_of_birth=born,
+        address=address,
+        monthly_income_cents=lead.monthly_income_cents,
+        down_payment_cents=lead.down_payment_cents,
+        vehicle=vehicle,
+        consent=consent,
+        source=source,
+        visitor_id=visitor_id,
+        employment_status=employment,
+        months_employed=lead.months_employed,
+        months_at_address=lead.months_at_address,
+    )
+
+
+def _validate_address(c: _Collector, address: AddressInput | None) -> AddressInput:
+    if address is None:
+        c.add("address", "is required")
+        return AddressInput()
+    state = address.state.strip().upper()
+    zip_code = address.zip_code.strip()
+    out = AddressInput(
+        street=c.text("address.street", address.street, required=True, max_len=200),
+        street2=c.text("address.street2", address.street2, required=False, max_len=200),
+        city=c.text("address.city", address.city, required=True, max_len=100),
+        state=state,
+        zip_code=zip_code,
+    )
+    if not state:
+        c.add("address.state", "is required")
+    elif state not in US_STATES:
+        c.add("address.state", "must be a two-letter US state code")
+    if not zip_code:
+        c.add("address.zip_code", "is required")
+    elif not _ZIP.match(zip_code):
+        c.add("address.zip_code", "must be 5 digits, optionally followed by -NNNN")
+    return out
+
+
+def _validate_vehicle(c: _Collector, vehicle: VehicleInput | None, today: dt.date) -> VehicleInput:
+    if vehicle is None:
+        return VehicleInput()
+    if vehicle.year != 0:
+        c.int_range("vehicle.year", vehicle.year, 1980, today.year + 2)
+    vin = vehicle.vin.strip().upper()
+    if vin and not _VIN.match(vin):
+        c.add("vehicle.vin", "must be 17 characters (letters except I, O, Q, and digits)")
+    c.int_range("vehicle.price_cents", vehicle.price_cents, 0, MAX_VEHICLE_PRICE_CENTS)
+    return VehicleInput(
+        year=vehicle.year,
+        make=c.text("vehicle.make", vehicle.make, required=False, max_len=64),
+        model=c.text("vehicle.model", vehicle.model, required=False, max_len=64),
+        trim=c.text("vehicle.trim", vehicle.trim, required=False, max_len=64),
+        vin=vin,
+        price_cents=vehicle.price_cents,
+    )
+
+
+def _validate_consent(c: _Collector, consent: ConsentInput | None) -> ConsentInput:
+    if consent is None:
+        c.add("consent", "is required")
+        return ConsentInput()
+    if not consent.tcpa:
+        c.add("consent.tcpa", "the applicant must consent to be contacted (TCPA)")
+    if not consent.fcra_soft_pull:
+        c.add("consent.fcra_soft_pull", "the applicant must authorise the soft credit pull (FCRA)")
+    text = consent.consent_text.strip()
+    if not text:
+        c.add("consent.consent_text", "is required")
+    elif len(text) > 10_000:
+        c.add("consent.consent_text", "must be at most 10000 characters")
+    ip = consent.ip_address.strip()
+    if ip:
+        try:
+            ip = str(ipaddress.ip_address(ip))
+        except ValueError:
+            c.add("consent.ip_address", "must be an IPv4 or IPv6 address")
+    page_url = consent.page_url.strip()
+    if page_url and (len(page_url) > 2048 or not page_url.startswith(("https://", "http://"))):
+        c.add("consent.page_url", "must be an http(s) URL of at most 2048 characters")
+    return ConsentInput(
+        tcpa=consent.tcpa,
+        fcra_soft_pull=consent.fcra_soft_pull,
+        consent_text=text,
+        ip_address=ip,
+        user_agent=c.text("consent.user_agent", consent.user_agent, required=False, max_len=1000),
+        page_url=page_url,
+        certificate_id=c.text(
+            "consent.certificate_id", consent.certificate_id, required=False, max_len=200
+        ),
+        consented_at=consent.consented_at,
+    )

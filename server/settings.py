@@ -1,0 +1,74 @@
+"""The one settings object, read from `CCL_*` environment variables (and `DATABASE_URL`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VERSION = "0.1.0"
+
+
+class Settings(BaseSettings):
+    """Every knob of the server, each documented; the README's configuration table mirrors it."""
+
+    model_config = SettingsConfigDict(env_prefix="CCL_", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        default="sqlite:///var/ccl.db",
+        validation_alias=AliasChoices("DATABASE_URL", "CCL_DATABASE_URL"),
+        description="Database: sqlite:///path (default var/ccl.db) or postgresql://user@host/db.",
+    )
+    grpc_host: str = Field(default="127.0.0.1", description="Address the gRPC server binds.")
+    grpc_port: int = Field(default=50051, description="gRPC port; 0 picks a free one.")
+    http_port: int = Field(default=8080, description="Envoy's REST + gRPC listener port.")
+    envoy_admin_port: int = Field(default=9901, description="Envoy admin port (127.0.0.1 only).")
+    admin_api_key: str = Field(
+        default="",
+        description="When set, accepted as an admin API key (in addition to stored keys).",
+        repr=False,
+    )
+    data_keys: str = Field(
+        default="",
+        description=(
+            "Comma-separated Fernet keys encrypting sensitive fields at rest; the first encrypts, "
+            "all decrypt (rotation). Empty: a key file at data_key_file is used, created if absent."
+        ),
+        repr=False,
+    )
+    data_key_file: Path = Field(
+        default=Path("var/data.key"),
+        description="Key file used when CCL_DATA_KEYS is empty (development).",
+    )
+    db_threads: int = Field(
+        default=8, ge=1, le=64, description="Threads (and connections) for database work."
+    )
+    cors_origins: str = Field(
+        default="https://completecarloans.com,https://www.completecarloans.com,http://localhost:3000",
+        description="Comma-separated browser origins allowed by Envoy's CORS policy.",
+    )
+    default_region: str = Field(
+        default="US", description="Region for phone numbers written without a country code."
+    )
+    api_key_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a verified API key is cached (revocation takes effect within it).",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=10.0, ge=0, description="How long in-flight calls may finish on SIGTERM/SIGINT."
+    )
+    log_level: str = Field(default="INFO", description="Log level.")
+    max_request_bytes: int = Field(
+        default=1_048_576, description="Largest request body Envoy and the server accept."
+    )
+    rate_limit_per_second: int = Field(
+        default=2000, description="Envoy's local rate limit: requests per second per listener."
+    )
+
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    def data_key_list(self) -> list[str]:
+        return [k.strip() for k in self.data_keys.split(",") if k.strip()]

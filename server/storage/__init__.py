@@ -1,0 +1,1 @@
+"""Storage: peewee models, the database runner, encryption at rest, repositories, migrations."""

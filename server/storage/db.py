@@ -1,0 +1,115 @@
+"""The database: opened from `DATABASE_URL`, used only from a bounded thread pool.
+
+peewee is synchronous, so every piece of database work runs through
+`Database.run()` in a fixed pool of threads, never on the event loop. Each
+thread keeps its own connection (peewee connections are thread-local), so the
+pool size is also the connection count of this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import peewee as pw
+from playhouse import db_url
+from playhouse.shortcuts import ReconnectMixin
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Every model binds to this proxy; `open_database` initialises it.
+database_proxy = pw.DatabaseProxy()
+
+
+class _ReconnectingPostgresqlDatabase(ReconnectMixin, pw.PostgresqlDatabase):  # type: ignore[misc]
+    """Reconnects once, outside a transaction, when the server dropped the connection."""
+
+    reconnect_errors = (
+        (pw.OperationalError, "server closed the connection"),
+        (pw.OperationalError, "terminating connection"),
+        (pw.InterfaceError, "connection already closed"),
+        (pw.OperationalError, "SSL connection has been closed"),
+    )
+
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "foreign_keys": 1,
+    "busy_timeout": 10_000,
+    "cache_size": -32_000,
+}
+
+
+def open_database(url: str) -> pw.Database:
+    """Builds the peewee database for `url` (sqlite:///… or postgresql://…) without connecting."""
+    if url.startswith("sqlite:"):
+        path = db_url.parse(url)["database"]
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return pw.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS)
+    if url.startswith(("postgres://", "postgresql://")):
+        params = db_url.parse(url)
+        return _ReconnectingPostgresqlDatabase(params.pop("database"), **params)
+    raise ValueError("DATABASE_URL must start with sqlite:/// or postgresql://")
+
+
+def backend_name(db: pw.Database) -> str:
+    return "sqlite" if isinstance(db, pw.SqliteDatabase) else "postgresql"
+
+
+class Database:
+    """Runs synchronous database work in a bounded thread pool and owns its connections."""
+
+    def __init__(self, db: pw.Database, threads: int) -> None:
+        self.db = db
+        self.backend = backend_name(db)
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ccl-db")
+        database_proxy.initialize(db)
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Runs `fn(*args, **kwargs)` on a database thread and returns its result."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self._call, fn, *args, **kwargs)
+        return await loop.run_in_executor(self._executor, call)
+
+    def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        self.db.connect(reuse_if_open=True)
+        return fn(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A write transaction. On SQLite it takes the write lock at BEGIN (IMMEDIATE), so two
+        writers queue on busy_timeout instead of failing when a read lock cannot be upgraded."""
+        if self.backend == "sqlite":
+            with self.db.atomic("IMMEDIATE") as tx:
+                yield tx
+        else:
+            with self.db.atomic() as tx:
+                yield tx
+
+    def close(self) -> None:
+        """Closes every thread's connection, then stops the pool.
+
+        A barrier makes each of the pool's threads run exactly one close task."""
+        workers = self._executor._max_workers
+        barrier = threading.Barrier(workers, timeout=5)
+
+        def close_on_this_thread() -> None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()
+            if not self.db.is_closed():
+                self.db.close()
+
+        futures = [self._executor.submit(close_on_this_thread) for _ in range(workers)]
+        for f in futures:
+            with contextlib.suppress(Exception):
+                f.result(timeout=10)
+        self._executor.shutdown(wait=True)

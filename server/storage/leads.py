@@ -1,0 +1,403 @@
+"""Lead repository: the synchronous database work of lead intake and lead reads.
+
+Every function here runs on a database thread (via `Database.run`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import peewee as pw
+
+from server.domain.leads import (
+    ActivityRecord,
+    AddressInput,
+    AgentName,
+    ConsentInput,
+    CreditResult,
+    LeadFilter,
+    LeadInput,
+    LeadOutcome,
+    LeadRecord,
+    LeadStatus,
+    Page,
+    PageResult,
+    ValidLead,
+    VehicleInput,
+)
+from server.errors import AlreadyExistsError, NotFoundError
+from server.storage import models
+from server.storage.db import Database
+from server.storage.pagination import decode_token, encode_token, invalid_page_token
+
+m = models
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    lead_id: str
+    outcome: LeadOutcome
+    returning_applicant: bool
+    replay: bool
+
+
+class LeadRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # --- intake -------------------------------------------------------------------------
+
+    def create(
+        self,
+        lead: ValidLead,
+        *,
+        scope: str,
+        idempotency_key: str,
+        request_hash: str,
+        source_dealer_id: str | None,
+    ) -> StoredResult:
+        """Stores a validated lead, its consent evidence and first activity entries, and the
+        idempotency record, in one transaction. A key seen before returns its first result."""
+        if idempotency_key:
+            earlier = self._replay(scope, idempotency_key, request_hash)
+            if earlier is not None:
+                return earlier
+        try:
+            with self._db.transaction():
+                return self._insert(lead, scope, idempotency_key, request_hash, source_dealer_id)
+        except pw.IntegrityError:
+            # A concurrent call with the same key won the race; answer with its result.
+            if idempotency_key:
+                earlier = self._replay(scope, idempotency_key, request_hash)
+                if earlier is not None:
+                    return earlier
+            raise
+
+    def _replay(self, scope: str, key: str, request_hash: str) -> StoredResult | None:
+        record = m.IdempotencyRecord.get_or_none(
+            (m.IdempotencyRecord.scope == scope) & (m.IdempotencyRecord.key == key)
+        )
+        if record is None:
+            return None
+        if record.request_hash != request_hash:
+            raise AlreadyExistsError(
+                "this idempotency key was already used with a different request",
+                reason="IDEMPOTENCY_KEY_REUSED",
+            )
+        stored = json.loads(record.response_json)
+        return StoredResult(
+            lead_id=stored["lead_id"],
+            outcome=LeadOutcome(stored["outcome"]),
+            returning_applicant=bool(stored.get("returning_applicant")),
+            replay=True,
+        )
+
+    def _insert(
+        self,
+        lead: ValidLead,
+        scope: str,
+        idempotency_key: str,
+        request_hash: str,
+        source_dealer_id: str | None,
+    ) -> StoredResult:
+        now = models.utcnow()
+        returning = (
+            m.Lead.select(m.Lead.id)
+            .where(
+                (m.Lead.email_normalized == lead.email_normalized)
+                | (m.Lead.phone_e164 == lead.phone_e164)
+            )
+            .exists()
+        )
+        row = m.Lead.create(
+            status=LeadStatus.RECEIVED.value,
+            outcome=LeadOutcome.ACCEPTED.value,
+            source=lead.source,
+            visitor_anonymous_id=lead.visitor_id,
+            source_dealer=source_dealer_id,
+            first_name=lead.first_name,
+            last_name=lead.last_name,
+            email=lead.email,
+            email_normalized=lead.email_normalized,
+            phone_e164=lead.phone_e164,
+            date_of_birth=lead.date_of_birth.isoformat(),
+            monthly_income_cents=str(lead.monthly_income_cents),
+            down_payment_cents=lead.down_payment_cents,
+            street=lead.address.street,
+            street2=lead.address.street2,
+            city=lead.address.city,
+            state=lead.address.state,
+            zip_code=lead.address.zip_code,
+            vehicle_year=lead.vehicle.year,
+            vehicle_make=lead.vehicle.make,
+            vehicle_model=lead.vehicle.model,
+            vehicle_trim=lead.vehicle.trim,
+            vehicle_vin=lead.vehicle.vin,
+            vehicle_price_cents=lead.vehicle.price_cents,
+            employment_status=lead.employment_status,
+            months_employed=lead.months_employed,
+            months_at_address=lead.months_at_address,
+            created_at=now,
+            updated_at=now,
+        )
+        consent = lead.consent
+        consented_at = consent.consented_at or now
+        for kind, granted in (("tcpa", consent.tcpa), ("fcra_soft_pull", consent.fcra_soft_pull)):
+            m.LeadConsent.create(
+                lead=row.id,
+                kind=kind,
+                granted=granted,
+                consent_text=consent.consent_text,
+                consented_at=consented_at,
+                ip_address=consent.ip_address,
+                user_agent=consent.user_agent,
+                page_url=consent.page_url,
+                certificate_id=consent.certificate_id,
+                created_at=now,
+            )
+        append_activity(
+            row.id,
+            AgentName.ORCHESTRATOR,
+            "lead.received",
+            f"Lead received from source '{lead.source}'",
+            {"source": lead.source, "idempotency_key": bool(idempotency_key)},
+            at=now,
+        )
+        append_activity(
+            row.id,
+            AgentName.ORCHESTRATOR,
+            "lead.validated",
+            "Lead validated: email normalised, phone stored as E.164, consent recorded",
+            {"consents": ["tcpa", "fcra_soft_pull"], "returning_applicant": returning},
+            at=now,
+        )
+        result = StoredResult(
+            lead_id=row.id,
+            outcome=LeadOutcome.ACCEPTED,
+            returning_applicant=returning,
+            replay=False,
+        )
+        if idempotency_key:
+            m.IdempotencyRecord.create(
+                scope=scope,
+                key=idempotency_key,
+                request_hash=request_hash,
+                response_json=json.dumps(
+                    {
+                        "lead_id": result.lead_id,
+                        "outcome": result.outcome.value,
+                        "returning_applicant": result.returning_applicant,
+                    }
+                ),
+                lead=row.id,
+                created_at=now,
+            )
+        return result
+
+    # --- reads --------------------------------------------------------------------------
+
+    def get(self, lead_id: str, dealer_id: str | None = None) -> LeadRecord:
+        query = m.Lead.select().where(m.Lead.id == lead_id)
+        if dealer_id:
+            query = query.where(_visible_to_dealer(dealer_id))
+        row = query.first()
+        if row is None:
+            raise NotFoundError("lead not found", reason="LEAD_NOT_FOUND")
+        return _to_record(row, _latest_credit({row.id}).get(row.id), _consents({row.id}).get(row.id))
+
+    def list(
+        self, flt: LeadFilter, page: Page, dealer_id: str | None = None
+    ) -> PageResult[LeadRecord]:
+        query = m.Lead.select()
+        if dealer_id:
+            query = query.where(_visible_to_dealer(dealer_id))
+        elif flt.dealer_id:
+            query = query.where(m.Lead.dealer == flt.dealer_id)
+        if flt.status is not None:
+            query = query.where(m.Lead.status == flt.status.value)
+        if flt.source:
+            query = query.where(m.Lead.source == flt.source)
+        if flt.created_after is not None:
+            query = query.where(m.Lead.created_at >= flt.created_after)
+        if flt.created_before is not None:
+            query = query.where(m.Lead.created_at < flt.created_before)
+        if page.token:
+            cursor = decode_token("leads", page.token)
+            try:
+                after_time = dt.datetime.fromisoformat(cursor["t"])
+                after_id = str(cursor["i"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise invalid_page_token() from e
+            query = query.where(
+                (m.Lead.created_at < after_time)
+                | ((m.Lead.created_at == after_time) & (m.Lead.id < after_id))
+            )
+        rows = list(
+            query.order_by(m.Lead.created_at.desc(), m.Lead.id.desc()).limit(page.size + 1)
+        )
+        more = len(rows) > page.size
+        rows = rows[: page.size]
+        ids = {r.id for r in rows}
+        credits, consents = _latest_credit(ids), _consents(ids)
+        token = ""
+        if more and rows:
+            last = rows[-1]
+            token = encode_token("leads", {"t": last.created_at.isoformat(), "i": last.id})
+        return PageResult(items=[_to_record(r, credits.get(r.id), consents.get(r.id)) for r in rows], next_page_token=token)
+
+    def list_activity(
+        self, lead_id: str, page: Page, dealer_id: str | None = None
+    ) -> PageResult[ActivityRecord]:
+        self.get(lead_id, dealer_id)  # NOT_FOUND for unknown or foreign leads
+        query = m.Activity.select().where(m.Activity.lead == lead_id)
+        if page.token:
+            cursor = decode_token("activity", page.token)
+            if not isinstance(cursor.get("i"), int):
+                raise invalid_page_token()
+            query = query.where(m.Activity.id > cursor["i"])
+        rows = list(query.order_by(m.Activity.id).limit(page.size + 1))
+        more = len(rows) > page.size
+        rows = rows[: page.size]
+        token = encode_token("activity", {"i": rows[-1].id}) if more and rows else ""
+        return PageResult(
+            items=[
+                ActivityRecord(
+                    activity_id=str(r.id),
+                    lead_id=r.lead_id,
+                    agent=AgentName(r.agent),
+                    kind=r.kind,
+                    summary=r.summary,
+                    details_json=r.details_json,
+                    created_at=r.created_at,
+                )
+                for r in rows
+            ],
+            next_page_token=token,
+        )
+
+
+def append_activity(
+    lead_id: str,
+    agent: AgentName,
+    kind: str,
+    summary: str,
+    details: dict[str, Any] | None = None,
+    *,
+    at: dt.datetime | None = None,
+) -> None:
+    """Appends one step to a lead's activity log (call inside the step's transaction)."""
+    m.Activity.create(
+        lead=lead_id,
+        agent=agent.value,
+        kind=kind,
+        summary=summary,
+        details_json=json.dumps(details or {}, sort_keys=True),
+        created_at=at or models.utcnow(),
+    )
+
+
+def _visible_to_dealer(dealer_id: str) -> Any:
+    return (m.Lead.dealer == dealer_id) | (m.Lead.source_dealer == dealer_id)
+
+
+def _latest_credit(lead_ids: set[str]) -> dict[str, CreditResult]:
+    if not lead_ids:
+        return {}
+    out: dict[str, CreditResult] = {}
+    rows = (
+        m.CreditCheck.select()
+        .where(m.CreditCheck.lead.in_(list(lead_ids)))
+        .order_by(m.CreditCheck.created_at)
+    )
+    for r in rows:
+        out[r.lead_id] = CreditResult(
+            decision=r.decision,
+            source=r.source,
+            tier=r.tier,
+            score_band=r.score_band,
+            max_payment_cents=r.max_payment_cents,
+            max_amount_cents=r.max_amount_cents,
+            reference_id=r.reference_id,
+            checked_at=r.created_at,
+        )
+    return out
+
+
+def _consents(lead_ids: set[str]) -> dict[str, ConsentInput]:
+    """The consent evidence of each lead: TCPA's text and context, and both grants."""
+    if not lead_ids:
+        return {}
+    by_lead: dict[str, dict[str, models.LeadConsent]] = {}
+    for r in m.LeadConsent.select().where(m.LeadConsent.lead.in_(list(lead_ids))):
+        by_lead.setdefault(r.lead_id, {})[r.kind] = r
+    out: dict[str, ConsentInput] = {}
+    for lead_id, kinds in by_lead.items():
+        tcpa, fcra = kinds.get("tcpa"), kinds.get("fcra_soft_pull")
+        evidence = tcpa or fcra
+        if evidence is None:
+            continue
+        out[lead_id] = ConsentInput(
+            tcpa=bool(tcpa and tcpa.granted),
+            fcra_soft_pull=bool(fcra and fcra.granted),
+            consent_text=evidence.consent_text,
+            ip_address=evidence.ip_address,
+            user_agent=evidence.user_agent,
+            page_url=evidence.page_url,
+            certificate_id=evidence.certificate_id,
+            consented_at=evidence.consented_at,
+        )
+    return out
+
+
+def _to_record(
+    row: models.Lead, credit: CreditResult | None, consent: ConsentInput | None
+) -> LeadRecord:
+    applicant = LeadInput(
+        first_name=row.first_name,
+        last_name=row.last_name,
+        email=row.email_normalized,
+        phone=row.phone_e164,
+        date_of_birth=row.date_of_birth,
+        address=AddressInput(
+            street=row.street,
+            street2=row.street2,
+            city=row.city,
+            state=row.state,
+            zip_code=row.zip_code,
+        ),
+        monthly_income_cents=int(row.monthly_income_cents),
+        down_payment_cents=row.down_payment_cents,
+        vehicle=VehicleInput(
+            year=row.vehicle_year,
+            make=row.vehicle_make,
+            model=row.vehicle_model,
+            trim=row.vehicle_trim,
+            vin=row.vehicle_vin,
+            price_cents=row.vehicle_price_cents,
+        ),
+        consent=consent,
+        source=row.source,
+        visitor_id=row.visitor_anonymous_id,
+        employment_status=row.employment_status,
+        months_employed=row.months_employed,
+        months_at_address=row.months_at_address,
+    )
+    return LeadRecord(
+        lead_id=row.id,
+        status=LeadStatus(row.status),
+        outcome=LeadOutcome(row.outcome),
+        applicant=applicant,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        identity_id=row.identity_id or "",
+        duplicate_of_lead_id=row.duplicate_of_id or "",
+        credit=credit,
+        score=row.score,
+        dealer_id=row.dealer_id or "",
+        delivery_state=row.delivery_state,
+        source_dealer_id=row.source_dealer_id or "",
+        reason=row.reason,
+    )

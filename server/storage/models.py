@@ -1,0 +1,410 @@
+"""peewee models: every entity of the platform.
+
+All times are naive UTC datetimes. Ids are UUID strings except for append-only
+logs (auto-increment). Date of birth, income and dealer signing secrets are
+encrypted at rest (`EncryptedTextField`). Outbox tables (deliveries, email
+messages) carry `state`, `next_attempt_at` and a lease (`locked_by`,
+`locked_until`) so several processes can share the work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import peewee as pw
+
+from server.storage.crypto import current_cipher
+from server.storage.db import database_proxy
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class EncryptedTextField(pw.TextField):
+    """Text encrypted with the configured field cipher before it reaches the database."""
+
+    def db_value(self, value: Any) -> Any:
+        if value is None:
+            return None
+        return current_cipher().encrypt(str(value))
+
+    def python_value(self, value: Any) -> Any:
+        if value is None:
+            return None
+        return current_cipher().decrypt(value)
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class Dealer(BaseModel):
+    """A dealer that buys leads: where it serves, what it takes, how it receives packages."""
+
+    id = pw.CharField(primary_key=True, max_length=36, default=new_id)
+    name = pw.CharField(max_length=200)
+    states_json = pw.TextField(default="[]")
+    zip_prefixes_json = pw.TextField(default="[]")
+    accepted_tiers_json = pw.TextField(default="[]")
+    daily_cap = pw.IntegerField(default=0)
+    priority = pw.IntegerField(default=100)
+    weight = pw.IntegerField(default=1)
+    endpoint_url = pw.TextField(default="")
+    delivery_format = pw.CharField(max_length=8, default="json")
+    signing_secret = EncryptedTextField(null=True)
+    active = pw.BooleanField(default=True, index=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+
+class ApiKey(BaseModel):
+    """An API key. Only a SHA-256 of the secret is kept; the key is shown once at creation."""
+
+    id = pw.CharField(primary_key=True, max_length=32)
+    name = pw.CharField(max_length=200, default="")
+    role = pw.CharField(max_length=16)
+    dealer = pw.ForeignKeyField(Dealer, null=True, backref="api_keys", on_delete="CASCADE")
+    secret_hash = pw.CharField(max_length=64)
+    created_at = pw.DateTimeField(default=utcnow)
+    revoked_at = pw.DateTimeField(null=True)
+    last_used_at = pw.DateTimeField(null=True)
+
+
+class Identity(BaseModel):
+    """One person, stitched together from visitors and leads that share an email or phone."""
+
+    id = pw.CharField(primary_key=True, max_length=36, default=new_id)
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+
+class IdentityIdentifier(BaseModel):
+    """A normalised email or E.164 phone that belongs to an identity."""
+
+    identity = pw.ForeignKeyField(Identity, backref="identifiers", on_delete="CASCADE")
+    kind = pw.CharField(max_length=8)
+    value = pw.CharField(max_length=320)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("kind", "value"), True),)
+
+
+class Visitor(BaseModel):
+    """An anonymous website visitor (one browser's anonymous id)."""
+
+    id = pw.CharField(primary_key=True, max_length=36, default=new_id)
+    anonymous_id = pw.CharField(max_length=128, unique=True)
+    identity = pw.ForeignKeyField(Identity, null=True, backref="visitors", on_delete="SET NULL")
+    first_seen_at = pw.DateTimeField(default=utcnow)
+    last_seen_at = pw.DateTimeField(default=utcnow)
+    event_count = pw.IntegerField(default=0)
+
+
+class VisitorEvent(BaseModel):
+    """One tracked website event."""
+
+    id = pw.BigAutoField()
+    visitor = pw.ForeignKeyField(Visitor, backref="events", on_delete="CASCADE")
+    event_id = pw.CharField(max_length=128, null=True)
+    event_type = pw.CharField(max_length=32)
+    page_url = pw.TextField(default="")
+    page_path = pw.TextField(default="")
+    referrer = pw.TextField(default="")
+    page_title = pw.TextField(default="")
+    utm_source = pw.CharField(max_length=200, default="")
+    utm_medium = pw.CharField(max_length=200, default="")
+    utm_campaign = pw.CharField(max_length=200, default="")
+    utm_term = pw.CharField(max_length=200, default="")
+    utm_content = pw.CharField(max_length=200, default="")
+    user_agent = pw.TextField(default="")
+    ip_address = pw.CharField(max_length=64, default="")
+    step = pw.CharField(max_length=64, default="")
+    client_time = pw.DateTimeField(null=True)
+    occurred_at = pw.DateTimeField(default=utcnow)
+    received_at = pw.DateTimeField(default=utcnow, index=True)
+    privacy_opt_out = pw.BooleanField(default=False)
+
+    class Meta:
+        indexes = ((("visitor", "event_id"), True),)
+
+
+class Lead(BaseModel):
+    """An applicant's submission and its state in the pipeline."""
+
+    id = pw.CharField(primary_key=True, max_length=36, default=new_id)
+    status = pw.CharField(max_length=32, index=True)
+    outcome = pw.CharField(max_length=16)
+    reason = pw.TextField(default="")
+    source = pw.CharField(max_length=64, index=True)
+    identity = pw.ForeignKeyField(Identity, null=True, backref="leads", on_delete="SET NULL")
+    visitor = pw.ForeignKeyField(Visitor, null=True, backref="leads", on_delete="SET NULL")
+    visitor_anonymous_id = pw.CharField(max_length=128, default="")
+    duplicate_of = pw.ForeignKeyField("self", null=True, backref="duplicates", on_delete="SET NULL")
+    dealer = pw.ForeignKeyField(Dealer, null=True, backref="leads", on_delete="SET NULL")
+    source_dealer = pw.ForeignKeyField(
+        Dealer, null=True, backref="sourced_leads", on_delete="SET NULL"
+    )
+    score = pw.IntegerField(default=0)
+    delivery_state = pw.CharField(max_length=16, default="")
+    first_name = pw.CharField(max_length=100)
+    last_name = pw.CharField(max_length=100)
+    email = pw.CharField(max_length=320)
+    email_normalized = pw.CharField(max_length=320, index=True)
+    phone_e164 = pw.CharField(max_length=20, index=True)
+    date_of_birth = EncryptedTextField()
+    monthly_income_cents = EncryptedTextField()
+    down_payment_cents = pw.BigIntegerField(default=0)
+    street = pw.CharField(max_length=200)
+    street2 = pw.CharField(max_length=200, default="")
+    city = pw.CharField(max_length=100)
+    state = pw.CharField(max_length=2)
+    zip_code = pw.CharField(max_length=10)
+    vehicle_year = pw.IntegerField(default=0)
+    vehicle_make = pw.CharField(max_length=64, default="")
+    vehicle_model = pw.CharField(max_length=64, default="")
+    vehicle_trim = pw.CharField(max_length=64, default="")
+    vehicle_vin = pw.CharField(max_length=17, default="")
+    vehicle_price_cents = pw.BigIntegerField(default=0)
+    employment_status = pw.CharField(max_length=32, default="")
+    months_employed = pw.IntegerField(default=0)
+    months_at_address = pw.IntegerField(default=0)
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+
+class LeadConsent(BaseModel):
+    """Compliance evidence: one row per consent kind (`tcpa`, `fcra_soft_pull`) of a lead."""
+
+    lead = pw.ForeignKeyField(Lead, backref="consents", on_delete="CASCADE")
+    kind = pw.CharField(max_length=16)
+    granted = pw.BooleanField()
+    consent_text = pw.TextField()
+    consented_at = pw.DateTimeField()
+    ip_address = pw.CharField(max_length=64, default="")
+    user_agent = pw.TextField(default="")
+    page_url = pw.TextField(default="")
+    certificate_id = pw.CharField(max_length=200, default="")
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("lead", "kind"), True),)
+
+
+class Activity(BaseModel):
+    """One step of a lead's life, appended by an agent. No personal data in it."""
+
+    id = pw.BigAutoField()
+    lead = pw.ForeignKeyField(Lead, backref="activities", on_delete="CASCADE")
+    agent = pw.CharField(max_length=32)
+    kind = pw.CharField(max_length=64)
+    summary = pw.TextField(default="")
+    details_json = pw.TextField(default="{}")
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+
+
+class CreditCheck(BaseModel):
+    """A soft-pull pre-qualification of a lead."""
+
+    id = pw.CharField(primary_key=True, max_length=36, default=new_id)
+    lead = pw.ForeignKeyField(Lead, backref="credit_checks", on_delete="CASCADE")
+    source = pw.CharField(max_length=16)
+    decision = pw.CharField(max_length=16)
+    tier = pw.CharField(max_length=8, default="")
+    score_band = pw.CharField(max_length=16, default="")
+    max_payment_cents = pw.BigIntegerField(default=0)
+    max_amount_cents = pw.BigIntegerField(default=0)
+    reference_id = pw.CharField(max_length=128, default="")
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+
+
+class LeadPackage(BaseModel):
+    """The package rendered for a dealer (ADF XML or JSON)."""
+
+    id = pw.CharField(primary_key=True, max_length=36, default=new_id)
+    lead = pw.ForeignKeyField(Lead, backref="packages", on_delete="CASCADE")
+    dealer = pw.ForeignKeyField(Dealer, backref="packages", on_delete="CASCADE")
+    format = pw.CharField(max_length=8)
+    content_type = pw.CharField(max_length=64)
+    body = pw.TextField()
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+class Delivery(BaseModel):
+    """Outbox entry: one package to deliver to one dealer, with its retry state and lease."""
+
+    id = pw.CharField(primary_key=True, max_length=36, default=new_id)
+    event_id = pw.CharField(max_length=64, unique=True)
+    package = pw.ForeignKeyField(LeadPackage, backref="deliveries", on_delete="CASCADE")
+    lead = pw.ForeignKeyField(Lead, backref="deliveries", on_delete="CASCADE")
+    dealer = pw.ForeignKeyField(Dealer, backref="deliveries", on_delete="CASCADE")
+    state = pw.CharField(max_length=16)
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.DateTimeField(default=utcnow)
+    locked_by = pw.CharField(max_length=64, default="")
+    locked_until = pw.DateTimeField(null=True)
+    last_status_code = pw.IntegerField(default=0)
+    last_error = pw.TextField(default="")
+    delivered_at = pw.DateTimeField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("state", "next_attempt_at"), False),)
+
+
+class DeliveryAttempt(BaseModel):
+    """The history of a delivery's attempts."""
+
+    id = pw.BigAutoField()
+    delivery = pw.ForeignKeyField(Delivery, backref="attempt_log", on_delete="CASCADE")
+    attempted_at = pw.DateTimeField(default=utcnow)
+    status_code = pw.IntegerField(default=0)
+    error = pw.TextField(default="")
+    duration_ms = pw.IntegerField(default=0)
+
+
+class DealerEvent(BaseModel):
+    """An inbound dealer webhook event, kept so each event id is processed once."""
+
+    id = pw.BigAutoField()
+    dealer = pw.ForeignKeyField(Dealer, backref="events", on_delete="CASCADE")
+    event_id = pw.CharField(max_length=128)
+    event_type = pw.CharField(max_length=16)
+    result = pw.CharField(max_length=16)
+    reason = pw.TextField(default="")
+    lead = pw.ForeignKeyField(Lead, null=True, backref="dealer_events", on_delete="SET NULL")
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("dealer", "event_id"), True),)
+
+
+class EmailTemplate(BaseModel):
+    """A sandboxed Jinja2 email template."""
+
+    id = pw.CharField(primary_key=True, max_length=36, default=new_id)
+    name = pw.CharField(max_length=200)
+    subject = pw.TextField()
+    html_body = pw.TextField(default="")
+    text_body = pw.TextField()
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+
+
+class Campaign(BaseModel):
+    """A one-off or drip email campaign."""
+
+    id = pw.CharField(primary_key=True, max_length=36, default=new_id)
+    name = pw.CharField(max_length=200)
+    kind = pw.CharField(max_length=16)
+    template = pw.ForeignKeyField(EmailTemplate, null=True, backref="campaigns")
+    steps_json = pw.TextField(default="[]")
+    audience_json = pw.TextField(default="{}")
+    state = pw.CharField(max_length=16)
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+    sent_at = pw.DateTimeField(null=True)
+
+
+class EmailMessage(BaseModel):
+    """Outbox entry: one email to one recipient, with its delivery events."""
+
+    id = pw.CharField(primary_key=True, max_length=36, default=new_id)
+    campaign = pw.ForeignKeyField(Campaign, null=True, backref="messages", on_delete="CASCADE")
+    lead = pw.ForeignKeyField(Lead, null=True, backref="emails", on_delete="SET NULL")
+    template = pw.ForeignKeyField(EmailTemplate, null=True, backref="messages")
+    step_index = pw.IntegerField(default=0)
+    to_email = pw.CharField(max_length=320)
+    state = pw.CharField(max_length=16, index=True)
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.DateTimeField(default=utcnow)
+    locked_by = pw.CharField(max_length=64, default="")
+    locked_until = pw.DateTimeField(null=True)
+    provider_message_id = pw.CharField(max_length=255, default="", index=True)
+    last_error = pw.TextField(default="")
+    sent_at = pw.DateTimeField(null=True)
+    delivered_at = pw.DateTimeField(null=True)
+    opened_at = pw.DateTimeField(null=True)
+    clicked_at = pw.DateTimeField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("campaign", "lead", "step_index"), True),)
+
+
+class Suppression(BaseModel):
+    """An address that must never be mailed again (unsubscribe, bounce, complaint)."""
+
+    email_normalized = pw.CharField(max_length=320, unique=True)
+    reason = pw.CharField(max_length=16)
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+class ChatSession(BaseModel):
+    """A customer chat conversation."""
+
+    id = pw.CharField(primary_key=True, max_length=36, default=new_id)
+    visitor_anonymous_id = pw.CharField(max_length=128, default="")
+    lead = pw.ForeignKeyField(Lead, null=True, backref="chat_sessions", on_delete="SET NULL")
+    state = pw.CharField(max_length=16, index=True)
+    handoff_reason = pw.TextField(default="")
+    started_at = pw.DateTimeField(default=utcnow)
+    ended_at = pw.DateTimeField(null=True)
+
+
+class ChatMessage(BaseModel):
+    """One message of a chat conversation."""
+
+    id = pw.CharField(primary_key=True, max_length=36, default=new_id)
+    session = pw.ForeignKeyField(ChatSession, backref="messages", on_delete="CASCADE")
+    sender = pw.CharField(max_length=16)
+    text = pw.TextField()
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+class IdempotencyRecord(BaseModel):
+    """The first result of a request sent with an idempotency key, per caller scope."""
+
+    scope = pw.CharField(max_length=128)
+    key = pw.CharField(max_length=128)
+    request_hash = pw.CharField(max_length=64)
+    response_json = pw.TextField()
+    lead = pw.ForeignKeyField(Lead, null=True, backref="idempotency_records", on_delete="CASCADE")
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        indexes = ((("scope", "key"), True),)
+
+
+ALL_MODELS: list[type[BaseModel]] = [
+    Dealer,
+    ApiKey,
+    Identity,
+    IdentityIdentifier,
+    Visitor,
+    VisitorEvent,
+    Lead,
+    LeadConsent,
+    Activity,
+    CreditCheck,
+    LeadPackage,
+    Delivery,
+    DeliveryAttempt,
+    DealerEvent,
+    EmailTemplate,
+    Campaign,
+    EmailMessage,
+    Suppression,
+    ChatSession,
+    ChatMessage,
+    IdempotencyRecord,
+]

@@ -1,0 +1,1 @@
+"""Transport: gRPC server bootstrap, interceptors, servicers and proto <-> domain converters."""

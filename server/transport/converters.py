@@ -1,0 +1,248 @@
+"""Conversions between protobuf messages and domain types. No business rules here."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from google.protobuf import timestamp_pb2
+
+from ccl.agent.v1 import agent_service_pb2 as agent_pb
+from ccl.lead.v1 import lead_pb2, lead_service_pb2
+from server.domain import leads as d
+from server.services import stats
+
+
+def to_timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value)
+    return ts
+
+
+def from_timestamp(message: object, field: str) -> dt.datetime | None:
+    """A naive UTC datetime for a set Timestamp field, else None."""
+    if not message.HasField(field):  # type: ignore[attr-defined]
+        return None
+    ts: timestamp_pb2.Timestamp = getattr(message, field)
+    return ts.ToDatetime(tzinfo=dt.UTC).replace(tzinfo=None)
+
+
+# --- leads: requests ------------------------------------------------------------------
+
+
+def lead_input(message: lead_pb2.LeadInput, present: bool = True) -> d.LeadInput | None:
+    if not present:
+        return None
+    a, v, c = message.address, message.vehicle, message.consent
+    return d.LeadInput(
+        first_name=message.first_name,
+        last_name=message.last_name,
+        email=message.email,
+        phone=message.phone,
+        date_of_birth=message.date_of_birth,
+        address=d.AddressInput(
+            street=a.street, street2=a.street2, city=a.city, state=a.state, zip_code=a.zip_code
+        )
+        if message.HasField("address")
+        else None,
+        monthly_income_cents=message.monthly_income_cents,
+        down_payment_cents=message.down_payment_cents,
+        vehicle=d.VehicleInput(
+            year=v.year, make=v.make, model=v.model, trim=v.trim, vin=v.vin,
+            price_cents=v.price_cents,
+        )
+        if message.HasField("vehicle")
+        else None,
+        consent=d.ConsentInput(
+            tcpa=c.tcpa,
+            fcra_soft_pull=c.fcra_soft_pull,
+            consent_text=c.consent_text,
+            ip_address=c.ip_address,
+            user_agent=c.user_agent,
+            page_url=c.page_url,
+            certificate_id=c.certificate_id,
+            consented_at=from_timestamp(c, "consented_time"),
+        )
+        if message.HasField("consent")
+        else None,
+        source=message.source,
+        visitor_id=message.visitor_id,
+        employment_status=message.employment_status,
+        months_employed=message.months_employed,
+        months_at_address=message.months_at_address,
+    )
+
+
+def lead_filter(request: lead_service_pb2.ListLeadsRequest) -> d.LeadFilter:
+    status = None
+    if request.status != lead_pb2.LEAD_STATUS_UNSPECIFIED:
+        name = lead_pb2.LeadStatus.Name(request.status).removeprefix("LEAD_STATUS_").lower()
+        status = d.LeadStatus(name)
+    return d.LeadFilter(
+        status=status,
+        dealer_id=request.dealer_id,
+        created_after=from_timestamp(request, "created_after"),
+        created_before=from_timestamp(request, "created_before"),
+        source=request.source,
+    )
+
+
+# --- leads: responses -----------------------------------------------------------------
+
+
+def _enum(enum_type: object, prefix: str, value: str) -> int:
+    if not value:
+        return 0
+    return int(enum_type.Value(f"{prefix}{value.upper()}"))  # type: ignore[attr-defined]
+
+
+def lead_message(record: d.LeadRecord) -> lead_pb2.Lead:
+    a = record.applicant
+    message = lead_pb2.Lead(
+        lead_id=record.lead_id,
+        status=_enum(lead_pb2.LeadStatus, "LEAD_STATUS_", record.status.value),
+        outcome=_enum(lead_pb2.LeadOutcome, "LEAD_OUTCOME_", record.outcome.value),
+        applicant=lead_pb2.LeadInput(
+            first_name=a.first_name,
+            last_name=a.last_name,
+            email=a.email,
+            phone=a.phone,
+            date_of_birth=a.date_of_birth,
+            monthly_income_cents=a.monthly_income_cents,
+            down_payment_cents=a.down_payment_cents,
+            source=a.source,
+            visitor_id=a.visitor_id,
+            employment_status=a.employment_status,
+            months_employed=a.months_employed,
+            months_at_address=a.months_at_address,
+        ),
+        create_time=to_timestamp(record.created_at),
+        update_time=to_timestamp(record.updated_at),
+        identity_id=record.identity_id,
+        duplicate_of_lead_id=record.duplicate_of_lead_id,
+        score=record.score,
+        dealer_id=record.dealer_id,
+        delivery_state=_enum(lead_pb2.DeliveryState, "DELIVERY_STATE_", record.delivery_state),
+        source_dealer_id=record.source_dealer_id,
+        reason=record.reason,
+    )
+    if a.address is not None:
+        message.applicant.address.CopyFrom(
+            lead_pb2.Address(
+                street=a.address.street,
+                street2=a.address.street2,
+                city=a.address.city,
+                state=a.address.state,
+                zip_code=a.address.zip_code,
+            )
+        )
+    if a.vehicle is not None and (a.vehicle.year or a.vehicle.make or a.vehicle.model):
+        message.applicant.vehicle.CopyFrom(
+            lead_pb2.Vehicle(
+                year=a.vehicle.year,
+                make=a.vehicle.make,
+                model=a.vehicle.model,
+                trim=a.vehicle.trim,
+                vin=a.vehicle.vin,
+                price_cents=a.vehicle.price_cents,
+            )
+        )
+    if a.consent is not None:
+        c = a.consent
+        message.applicant.consent.CopyFrom(
+            lead_pb2.Consent(
+                tcpa=c.tcpa,
+                fcra_soft_pull=c.fcra_soft_pull,
+                consent_text=c.consent_text,
+                ip_address=c.ip_address,
+                user_agent=c.user_agent,
+                page_url=c.page_url,
+                certificate_id=c.certificate_id,
+                consented_time=to_timestamp(c.consented_at),
+            )
+        )
+    if record.credit is not None:
+        cr = record.credit
+        message.credit.CopyFrom(
+            lead_pb2.CreditResult(
+                decision=_enum(lead_pb2.CreditDecision, "CREDIT_DECISION_", cr.decision),
+                source=_enum(lead_pb2.CreditSource, "CREDIT_SOURCE_", cr.source),
+                tier=cr.tier,
+                score_band=cr.score_band,
+                max_payment_cents=cr.max_payment_cents,
+                max_amount_cents=cr.max_amount_cents,
+                reference_id=cr.reference_id,
+                check_time=to_timestamp(cr.checked_at),
+            )
+        )
+    return message
+
+
+def process_response(result: d.ProcessResult) -> lead_service_pb2.ProcessLeadResponse:
+    return lead_service_pb2.ProcessLeadResponse(
+        lead=lead_message(result.lead),
+        outcome=_enum(lead_pb2.LeadOutcome, "LEAD_OUTCOME_", result.outcome.value),
+        idempotent_replay=result.idempotent_replay,
+        returning_applicant=result.returning_applicant,
+    )
+
+
+def activity_message(record: d.ActivityRecord) -> lead_pb2.Activity:
+    return lead_pb2.Activity(
+        activity_id=record.activity_id,
+        lead_id=record.lead_id,
+        agent=_enum(lead_pb2.Agent, "AGENT_", record.agent.value),
+        kind=record.kind,
+        summary=record.summary,
+        details_json=record.details_json,
+        create_time=to_timestamp(record.created_at),
+    )
+
+
+# --- agents ---------------------------------------------------------------------------
+
+
+def _named_counts(counts: dict[str, int], prefix: str = "") -> list[agent_pb.NamedCount]:
+    return [
+        agent_pb.NamedCount(name=f"{prefix}{k.upper()}" if prefix else k, count=v)
+        for k, v in sorted(counts.items())
+    ]
+
+
+def system_stats_response(s: stats.SystemStats) -> agent_pb.GetSystemStatsResponse:
+    return agent_pb.GetSystemStatsResponse(
+        version=s.version,
+        uptime_seconds=s.uptime_seconds,
+        database_backend=s.database_backend,
+        compute_time=to_timestamp(s.computed_at),
+        leads_total=s.leads_total,
+        leads_last_24h=s.leads_last_24h,
+        leads_by_status=_named_counts(s.leads_by_status, "LEAD_STATUS_"),
+        leads_by_source=_named_counts(s.leads_by_source),
+        visitors_total=s.visitors_total,
+        credit_checks_total=s.credit_checks_total,
+        deliveries_by_state=_named_counts(s.deliveries_by_state, "DELIVERY_STATE_"),
+        emails_by_state=_named_counts(s.emails_by_state),
+        suppressions_total=s.suppressions_total,
+        chat_sessions_open=s.chat_sessions_open,
+        dealers_active=s.dealers_active,
+    )
+
+
+def agent_status_response(
+    statuses: list[stats.AgentStatus],
+) -> agent_pb.ListAgentStatusResponse:
+    return agent_pb.ListAgentStatusResponse(
+        agents=[
+            agent_pb.AgentStatus(
+                name=s.name,
+                description=s.description,
+                state=_enum(agent_pb.AgentState, "AGENT_STATE_", s.state.value),
+                detail=s.detail,
+                metrics=[agent_pb.AgentMetric(name=k, value=v) for k, v in s.metrics.items()],
+                last_activity_time=to_timestamp(s.last_activity_at),
+            )
+            for s in statuses
+        ]
+    )

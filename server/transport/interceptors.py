@@ -1,0 +1,250 @@
+"""Server interceptors: request logging, error mapping and API-key auth.
+
+Each interceptor wraps the RPC's behaviour, whatever its streaming kind, in
+an async context manager (`around`). They are installed outermost first:
+logging (sees the final status), errors (turns every exception into a clean
+status), auth (raises domain errors that the error interceptor maps).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from server import errors
+from server.services.auth import ApiKeyService
+from server.transport import policy
+from server.transport.context import principal_var, request_id_var
+
+log = logging.getLogger("ccl.rpc")
+
+ERROR_DOMAIN = "ccl"
+
+_STATUS: dict[type[errors.CclError], grpc.StatusCode] = {
+    errors.InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExistsError: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
+    errors.ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.UpstreamError: grpc.StatusCode.UNAVAILABLE,
+    errors.UnimplementedError: grpc.StatusCode.UNIMPLEMENTED,
+}
+
+Around = Callable[[str, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
+
+
+def _wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.RpcMethodHandler:
+    """Returns `handler` with its behaviour run inside `around(method, context)`."""
+
+    def unary_response(
+        behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
+    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async with around(method, context):
+                return await behavior(request, context)
+
+        return wrapper
+
+    def stream_response(
+        behavior: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]],
+    ) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async with around(method, context):
+                async for response in behavior(request, context):
+                    yield response
+
+        return wrapper
+
+    h: Any = handler
+    if h.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(
+            unary_response(h.unary_unary), h.request_deserializer, h.response_serializer
+        )
+    if h.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(
+            unary_response(h.stream_unary), h.request_deserializer, h.response_serializer
+        )
+    if h.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            stream_response(h.unary_stream), h.request_deserializer, h.response_serializer
+        )
+    return grpc.stream_stream_rpc_method_handler(
+        stream_response(h.stream_stream), h.request_deserializer, h.response_serializer
+    )
+
+
+class _AroundInterceptor(grpc.aio.ServerInterceptor):
+    def around(self, method: str, context: grpc.aio.ServicerContext) -> Any:
+        raise NotImplementedError
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        return _wrap(handler, handler_call_details.method, self.around)
+
+
+def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if isinstance(value, str):
+            out.setdefault(key.lower(), value)
+    return out
+
+
+class LoggingInterceptor(_AroundInterceptor):
+    """One structured line per RPC: request id, method, code, duration. Never request data."""
+
+    @asynccontextmanager
+    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        request_id = _metadata(context).get("x-request-id", "")[:128] or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        start = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            yield
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except BaseException:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        finally:
+            principal = principal_var.get()
+            code_name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+            log.info(
+                "rpc",
+                extra={
+                    "request_id": request_id,
+                    "method": method,
+                    "code": code_name,
+                    "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                    "role": principal.role.value if principal else "",
+                    "key_id": principal.key_id if principal else "",
+                },
+            )
+            request_id_var.reset(token)
+
+
+def status_for(error: errors.CclError) -> grpc.Status:
+    """The gRPC status of a domain error: code, message, ErrorInfo and, for bad input,
+    a BadRequest with one field violation per bad field."""
+    code = next(
+        (mapped for cls, mapped in _STATUS.items() if isinstance(error, cls)),
+        grpc.StatusCode.UNKNOWN,
+    )
+    metadata = dict(error.metadata)
+    if request_id_var.get():
+        metadata.setdefault("request_id", request_id_var.get())
+    details = [error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=metadata)]
+    if isinstance(error, errors.InvalidArgumentError) and error.violations:
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=v.field, description=v.description
+                    )
+                    for v in error.violations
+                ]
+            )
+        )
+    return _status(code, error.message, details)
+
+
+def _status(code: grpc.StatusCode, message: str, details: list[Any]) -> grpc.Status:
+    packed = []
+    for d in details:
+        a = any_pb2.Any()
+        a.Pack(d)
+        packed.append(a)
+    status = status_pb2.Status(
+        code=getattr(code_pb2, code.name), message=message, details=packed
+    )
+    return rpc_status.to_status(status)
+
+
+class ErrorInterceptor(_AroundInterceptor):
+    """Maps domain errors to statuses; anything unexpected becomes a generic INTERNAL with an
+    incident id that is logged with the stack (but not the exception text, which may hold
+    personal data)."""
+
+    @asynccontextmanager
+    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        try:
+            yield
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except errors.CclError as e:
+            s = status_for(e)
+            await context.abort(s.code, s.details, s.trailing_metadata)
+        except Exception as e:
+            incident = uuid.uuid4().hex[:16]
+            log.error(
+                "unhandled exception",
+                extra={
+                    "incident_id": incident,
+                    "request_id": request_id_var.get(),
+                    "method": method,
+                    "exception_type": type(e).__qualname__,
+                    "stack": "".join(traceback.format_tb(e.__traceback__)),
+                },
+            )
+            s = _status(
+                grpc.StatusCode.INTERNAL,
+                f"internal error (incident {incident})",
+                [
+                    error_details_pb2.ErrorInfo(
+                        reason="INTERNAL",
+                        domain=ERROR_DOMAIN,
+                        metadata={"incident_id": incident, "request_id": request_id_var.get()},
+                    )
+                ],
+            )
+            await context.abort(s.code, s.details, s.trailing_metadata)
+
+
+def api_key_from(metadata: dict[str, str]) -> str:
+    auth = metadata.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return metadata.get("x-api-key", "").strip()
+
+
+class AuthInterceptor(_AroundInterceptor):
+    """Authenticates the API key and checks the caller's role against the method's policy."""
+
+    def __init__(self, api_keys: ApiKeyService) -> None:
+        self._api_keys = api_keys
+
+    @asynccontextmanager
+    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        if policy.is_open(method):
+            yield
+            return
+        principal = await self._api_keys.authenticate(api_key_from(_metadata(context)))
+        # Not reset afterwards: grpc.aio runs each RPC in its own task (so its own context),
+        # and the logging interceptor outside this one reads the caller when the RPC ends.
+        principal_var.set(principal)
+        if principal.role not in policy.ROLES.get(method, frozenset()):
+            raise errors.PermissionDeniedError(
+                f"role '{principal.role.value}' may not call this method",
+                reason="ROLE_NOT_ALLOWED",
+            )
+        yield

@@ -1,0 +1,47 @@
+"""Which roles may call which RPC. Anything not listed here is refused (deny by default)."""
+
+from __future__ import annotations
+
+from server.services.auth import Role
+
+ADMIN, SERVICE, DEALER, OPS, AGENT = Role.ADMIN, Role.SERVICE, Role.DEALER, Role.OPS, Role.AGENT
+
+# Health and reflection are open to anyone (load balancers, grpcurl).
+OPEN_PREFIXES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+
+# Verified by the handler itself (a provider's signature or a signed token), not by API key.
+SIGNATURE_VERIFIED = frozenset(
+    {
+        "/ccl.campaign.v1.CampaignService/ReceiveMailgunEvent",
+        "/ccl.campaign.v1.CampaignService/Unsubscribe",
+    }
+)
+
+ROLES: dict[str, frozenset[Role]] = {
+    "/ccl.lead.v1.LeadService/ProcessLead": frozenset({ADMIN, SERVICE, DEALER, AGENT}),
+    "/ccl.lead.v1.LeadService/GetLead": frozenset({ADMIN, SERVICE, DEALER, OPS, AGENT}),
+    "/ccl.lead.v1.LeadService/ListLeads": frozenset({ADMIN, SERVICE, DEALER, OPS, AGENT}),
+    "/ccl.lead.v1.LeadService/ListLeadActivity": frozenset({ADMIN, SERVICE, DEALER, OPS, AGENT}),
+    "/ccl.lead.v1.LeadService/TrackVisitorEvent": frozenset({ADMIN, SERVICE, AGENT}),
+    "/ccl.lead.v1.LeadService/ReceiveDealerWebhook": frozenset({ADMIN, DEALER}),
+    "/ccl.lead.v1.LeadService/ImportLeads": frozenset({ADMIN, SERVICE}),
+    "/ccl.campaign.v1.CampaignService/BulkSend": frozenset({ADMIN, SERVICE, AGENT}),
+    "/ccl.campaign.v1.CampaignService/CreateCampaign": frozenset({ADMIN, SERVICE}),
+    "/ccl.campaign.v1.CampaignService/GetCampaign": frozenset({ADMIN, SERVICE, OPS}),
+    "/ccl.campaign.v1.CampaignService/ListCampaigns": frozenset({ADMIN, SERVICE, OPS}),
+    "/ccl.campaign.v1.CampaignService/CreateTemplate": frozenset({ADMIN, SERVICE}),
+    "/ccl.campaign.v1.CampaignService/GetTemplate": frozenset({ADMIN, SERVICE, OPS}),
+    "/ccl.campaign.v1.CampaignService/ListTemplates": frozenset({ADMIN, SERVICE, OPS}),
+    "/ccl.agent.v1.AgentService/GetSystemStats": frozenset({ADMIN, SERVICE, OPS}),
+    "/ccl.agent.v1.AgentService/ListAgentStatus": frozenset({ADMIN, SERVICE, OPS, AGENT}),
+    "/ccl.chat.v1.ChatService/Converse": frozenset({ADMIN, SERVICE}),
+    "/ccl.chat.v1.ChatService/GetTranscript": frozenset({ADMIN, SERVICE, OPS}),
+}
+
+
+def is_open(method: str) -> bool:
+    return method.startswith(OPEN_PREFIXES) or method in SIGNATURE_VERIFIED

@@ -1,0 +1,1 @@
+"""Thin servicers: unpack the request, call a domain service, convert the result."""

@@ -1,0 +1,1 @@
+"""Test support: database backends, a server on its own thread, Envoy, gRPC helpers."""
