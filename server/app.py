@@ -92,7 +92,9 @@ async def serve(
             await on_started(grpc_server.port)
         await stop.wait()
         log.info("shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds})
-        await grpc_server.stop(settings.shutdown_grace_seconds)
+        await grpc_server.stop(
+            settings.shutdown_grace_seconds, settings.shutdown_drain_delay_seconds
+        )
     finally:
         app.close()
     log.info("stopped")

@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from server.app import Application
+
+T = TypeVar("T")
 
 
 def _settings() -> Settings:
@@ -48,7 +55,7 @@ def cmd_make_migration(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_app(fn):  # type: ignore[no-untyped-def]
+def _with_app(fn: Callable[[Application], T]) -> T:
     from server.app import build_application
 
     app = build_application(_settings())

@@ -20,5 +20,3 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # peewee logs every SQL statement with its parameters (personal data) at DEBUG.
-    logging.getLogger("peewee").setLevel(logging.INFO)

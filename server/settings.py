@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, description="How long in-flight calls may finish on SIGTERM/SIGINT."
     )
+    shutdown_drain_delay_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description=(
+            "On shutdown, how long health says NOT_SERVING before the server stops accepting "
+            "calls, so Envoy's health checks (every 2 s, 2 failures) route elsewhere first."
+        ),
+    )
     log_level: str = Field(default="INFO", description="Log level.")
     max_request_bytes: int = Field(
         default=1_048_576, description="Largest request body Envoy and the server accept."

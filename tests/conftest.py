@@ -13,7 +13,7 @@ from server.services.auth import Role
 from server.storage import models
 from server.storage.migrate import apply_migrations
 from support.backends import BACKENDS, database_url
-from support.stack import EnvoyProcess, ServerThread, test_settings
+from support.stack import EnvoyProcess, ServerThread, make_settings
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -30,7 +30,7 @@ def db_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 @pytest.fixture(scope="module")
 def application(db_url: str) -> Iterator[Application]:
     """A migrated application without a server (storage and service tests)."""
-    app = build_application(test_settings(db_url))
+    app = build_application(make_settings(db_url))
     app.db.db.connect(reuse_if_open=True)
     apply_migrations(app.db.db)
     yield app
@@ -40,7 +40,7 @@ def application(db_url: str) -> Iterator[Application]:
 
 @pytest.fixture(scope="module")
 def stack(db_url: str) -> Iterator[ServerThread]:
-    server = ServerThread(test_settings(db_url)).start()
+    server = ServerThread(make_settings(db_url)).start()
     yield server
     server.stop()
 
@@ -66,7 +66,9 @@ def dealer_keys(stack: ServerThread) -> dict[str, tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def envoy_proxy(stack: ServerThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnvoyProcess]:
+def envoy_proxy(
+    stack: ServerThread, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EnvoyProcess]:
     proxy = EnvoyProcess([stack.port], Path(tmp_path_factory.mktemp("envoy"))).start()
     yield proxy
     proxy.stop()

@@ -73,7 +73,7 @@ def validate(config_path: Path) -> subprocess.CompletedProcess[str]:
 
 def start(config_path: Path, log_path: Path | None = None) -> subprocess.Popen[bytes]:
     """Starts Envoy (hot restart off, so several can run side by side)."""
-    out = open(log_path, "ab") if log_path else None  # noqa: SIM115 (owned by the process)
+    out = open(log_path, "ab") if log_path else None
     return subprocess.Popen(
         [
             envoy_binary(),

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from server import app as app_module
 from server.logs import configure_logging
-from server.services.auth import Role
 from server.ops import envoy
+from server.services.auth import Role
 from server.settings import Settings
 
 VAR = Path("var")
@@ -35,9 +35,7 @@ def ensure_dev_admin_key(settings: Settings) -> str:
                 asyncio.run(application.api_keys.authenticate(key))
                 return key
         application.db.db.connect(reuse_if_open=True)
-        created = application.api_keys.create_sync(
-            Role.ADMIN, name="dev admin (make run)"
-        )
+        created = application.api_keys.create_sync(Role.ADMIN, name="dev admin (make run)")
         DEV_ADMIN_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
         DEV_ADMIN_KEY_FILE.touch(mode=0o600)
         DEV_ADMIN_KEY_FILE.write_text(created.api_key + "\n")
@@ -53,7 +51,7 @@ def wait_for_envoy(admin_port: int, process: subprocess.Popen[bytes], timeout: f
         if process.poll() is not None:
             raise RuntimeError(f"envoy exited with {process.returncode}; see var/envoy.log")
         with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback)
+            with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
                     return
         time.sleep(0.1)
@@ -88,7 +86,8 @@ Try:
        -d '{example}' {rest}/api/leads/process
   .venv/bin/grpcurl -plaintext {grpc_addr} grpc.health.v1.Health/Check
   .venv/bin/grpcurl -plaintext 127.0.0.1:{settings.http_port} list
-  .venv/bin/grpcurl -plaintext -H 'authorization: Bearer {admin_key}' {grpc_addr} ccl.agent.v1.AgentService/ListAgentStatus
+  .venv/bin/grpcurl -plaintext -H 'authorization: Bearer {admin_key}' \\
+       {grpc_addr} ccl.agent.v1.AgentService/ListAgentStatus
 
 Ctrl-C stops the server and Envoy.
 """

@@ -15,8 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from server.errors import InvalidArgumentError, NotFoundError, UnauthenticatedError
-from server.errors import FieldViolation
+from server.errors import FieldViolation, InvalidArgumentError, NotFoundError, UnauthenticatedError
 from server.storage import models
 from server.storage.db import Database
 

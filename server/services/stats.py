@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import peewee as pw
 
@@ -94,7 +96,8 @@ AGENTS: tuple[AgentInfo, ...] = (
 
 
 def _count_by(model: type[m.BaseModel], column: pw.Field) -> dict[str, int]:
-    rows = model.select(column, pw.fn.COUNT(pw.SQL("*")).alias("n")).group_by(column).tuples()
+    query = model.select(column, pw.fn.COUNT(pw.SQL("*")).alias("n")).group_by(column)
+    rows = cast(Iterable[tuple[Any, Any]], query.tuples())
     return {str(k): int(n) for k, n in rows}
 
 
@@ -151,8 +154,7 @@ class StatsService:
             AgentName.LEAD_PACKAGING: {
                 "packages": m.LeadPackage.select().count(),
                 **{
-                    f"deliveries_{k}": v
-                    for k, v in _count_by(m.Delivery, m.Delivery.state).items()
+                    f"deliveries_{k}": v for k, v in _count_by(m.Delivery, m.Delivery.state).items()
                 },
             },
             AgentName.EMAIL_REENGAGEMENT: {
@@ -171,10 +173,13 @@ class StatsService:
                 "messages": m.ChatMessage.select().count(),
             },
         }
-        last_activity = dict(
-            m.Activity.select(m.Activity.agent, pw.fn.MAX(m.Activity.created_at))
-            .group_by(m.Activity.agent)
-            .tuples()
+        last_activity: dict[str, Any] = dict(
+            cast(
+                Iterable[tuple[str, Any]],
+                m.Activity.select(m.Activity.agent, pw.fn.MAX(m.Activity.created_at))
+                .group_by(m.Activity.agent)
+                .tuples(),
+            )
         )
         out = []
         for info in AGENTS:

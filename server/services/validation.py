@@ -135,6 +135,10 @@ def validate_lead(
             phone_e164 = normalize_phone(lead.phone, region)
         except ValueError as e:
             c.add("phone", str(e))
+        else:
+            if not phone_e164.startswith("+1"):
+                # Applicants are reached by US dialers and dealer CRMs: NANP numbers only.
+                c.add("phone", "must be a US number")
 
     born = dt.date.min
     if not lead.date_of_birth.strip():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +25,12 @@ from playhouse.shortcuts import ReconnectMixin
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Every model binds to this proxy; `open_database` initialises it.
+# Every model binds to this proxy; `Database` initialises it.
 database_proxy = pw.DatabaseProxy()
+
+# peewee logs each statement with its parameters (names, emails, phones) at DEBUG. Capped here,
+# where the database is built, so no log configuration (even root at DEBUG) can print them.
+logging.getLogger("peewee").setLevel(logging.INFO)
 
 
 class _ReconnectingPostgresqlDatabase(ReconnectMixin, pw.PostgresqlDatabase):  # type: ignore[misc]

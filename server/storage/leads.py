@@ -206,7 +206,9 @@ class LeadRepository:
         row = query.first()
         if row is None:
             raise NotFoundError("lead not found", reason="LEAD_NOT_FOUND")
-        return _to_record(row, _latest_credit({row.id}).get(row.id), _consents({row.id}).get(row.id))
+        return _to_record(
+            row, _latest_credit({row.id}).get(row.id), _consents({row.id}).get(row.id)
+        )
 
     def list(
         self, flt: LeadFilter, page: Page, dealer_id: str | None = None
@@ -235,9 +237,7 @@ class LeadRepository:
                 (m.Lead.created_at < after_time)
                 | ((m.Lead.created_at == after_time) & (m.Lead.id < after_id))
             )
-        rows = list(
-            query.order_by(m.Lead.created_at.desc(), m.Lead.id.desc()).limit(page.size + 1)
-        )
+        rows = list(query.order_by(m.Lead.created_at.desc(), m.Lead.id.desc()).limit(page.size + 1))
         more = len(rows) > page.size
         rows = rows[: page.size]
         ids = {r.id for r in rows}
@@ -246,7 +246,10 @@ class LeadRepository:
         if more and rows:
             last = rows[-1]
             token = encode_token("leads", {"t": last.created_at.isoformat(), "i": last.id})
-        return PageResult(items=[_to_record(r, credits.get(r.id), consents.get(r.id)) for r in rows], next_page_token=token)
+        return PageResult(
+            items=[_to_record(r, credits.get(r.id), consents.get(r.id)) for r in rows],
+            next_page_token=token,
+        )
 
     def list_activity(
         self, lead_id: str, page: Page, dealer_id: str | None = None

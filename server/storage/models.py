@@ -69,6 +69,9 @@ class Dealer(BaseModel):
 class ApiKey(BaseModel):
     """An API key. Only a SHA-256 of the secret is kept; the key is shown once at creation."""
 
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    dealer_id: str | None
+
     id = pw.CharField(primary_key=True, max_length=32)
     name = pw.CharField(max_length=200, default="")
     role = pw.CharField(max_length=16)
@@ -90,6 +93,9 @@ class Identity(BaseModel):
 class IdentityIdentifier(BaseModel):
     """A normalised email or E.164 phone that belongs to an identity."""
 
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    identity_id: str
+
     identity = pw.ForeignKeyField(Identity, backref="identifiers", on_delete="CASCADE")
     kind = pw.CharField(max_length=8)
     value = pw.CharField(max_length=320)
@@ -102,6 +108,9 @@ class IdentityIdentifier(BaseModel):
 class Visitor(BaseModel):
     """An anonymous website visitor (one browser's anonymous id)."""
 
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    identity_id: str | None
+
     id = pw.CharField(primary_key=True, max_length=36, default=new_id)
     anonymous_id = pw.CharField(max_length=128, unique=True)
     identity = pw.ForeignKeyField(Identity, null=True, backref="visitors", on_delete="SET NULL")
@@ -112,6 +121,9 @@ class Visitor(BaseModel):
 
 class VisitorEvent(BaseModel):
     """One tracked website event."""
+
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    visitor_id: str
 
     id = pw.BigAutoField()
     visitor = pw.ForeignKeyField(Visitor, backref="events", on_delete="CASCADE")
@@ -140,6 +152,13 @@ class VisitorEvent(BaseModel):
 
 class Lead(BaseModel):
     """An applicant's submission and its state in the pipeline."""
+
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    identity_id: str | None
+    visitor_id: str | None
+    duplicate_of_id: str | None
+    dealer_id: str | None
+    source_dealer_id: str | None
 
     id = pw.CharField(primary_key=True, max_length=36, default=new_id)
     status = pw.CharField(max_length=32, index=True)
@@ -185,6 +204,9 @@ class Lead(BaseModel):
 class LeadConsent(BaseModel):
     """Compliance evidence: one row per consent kind (`tcpa`, `fcra_soft_pull`) of a lead."""
 
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    lead_id: str
+
     lead = pw.ForeignKeyField(Lead, backref="consents", on_delete="CASCADE")
     kind = pw.CharField(max_length=16)
     granted = pw.BooleanField()
@@ -203,6 +225,9 @@ class LeadConsent(BaseModel):
 class Activity(BaseModel):
     """One step of a lead's life, appended by an agent. No personal data in it."""
 
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    lead_id: str
+
     id = pw.BigAutoField()
     lead = pw.ForeignKeyField(Lead, backref="activities", on_delete="CASCADE")
     agent = pw.CharField(max_length=32)
@@ -214,6 +239,9 @@ class Activity(BaseModel):
 
 class CreditCheck(BaseModel):
     """A soft-pull pre-qualification of a lead."""
+
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    lead_id: str
 
     id = pw.CharField(primary_key=True, max_length=36, default=new_id)
     lead = pw.ForeignKeyField(Lead, backref="credit_checks", on_delete="CASCADE")
@@ -230,6 +258,10 @@ class CreditCheck(BaseModel):
 class LeadPackage(BaseModel):
     """The package rendered for a dealer (ADF XML or JSON)."""
 
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    lead_id: str
+    dealer_id: str
+
     id = pw.CharField(primary_key=True, max_length=36, default=new_id)
     lead = pw.ForeignKeyField(Lead, backref="packages", on_delete="CASCADE")
     dealer = pw.ForeignKeyField(Dealer, backref="packages", on_delete="CASCADE")
@@ -241,6 +273,11 @@ class LeadPackage(BaseModel):
 
 class Delivery(BaseModel):
     """Outbox entry: one package to deliver to one dealer, with its retry state and lease."""
+
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    package_id: str
+    lead_id: str
+    dealer_id: str
 
     id = pw.CharField(primary_key=True, max_length=36, default=new_id)
     event_id = pw.CharField(max_length=64, unique=True)
@@ -265,6 +302,9 @@ class Delivery(BaseModel):
 class DeliveryAttempt(BaseModel):
     """The history of a delivery's attempts."""
 
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    delivery_id: str
+
     id = pw.BigAutoField()
     delivery = pw.ForeignKeyField(Delivery, backref="attempt_log", on_delete="CASCADE")
     attempted_at = pw.DateTimeField(default=utcnow)
@@ -275,6 +315,10 @@ class DeliveryAttempt(BaseModel):
 
 class DealerEvent(BaseModel):
     """An inbound dealer webhook event, kept so each event id is processed once."""
+
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    dealer_id: str
+    lead_id: str | None
 
     id = pw.BigAutoField()
     dealer = pw.ForeignKeyField(Dealer, backref="events", on_delete="CASCADE")
@@ -303,6 +347,9 @@ class EmailTemplate(BaseModel):
 class Campaign(BaseModel):
     """A one-off or drip email campaign."""
 
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    template_id: str | None
+
     id = pw.CharField(primary_key=True, max_length=36, default=new_id)
     name = pw.CharField(max_length=200)
     kind = pw.CharField(max_length=16)
@@ -316,6 +363,11 @@ class Campaign(BaseModel):
 
 class EmailMessage(BaseModel):
     """Outbox entry: one email to one recipient, with its delivery events."""
+
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    campaign_id: str | None
+    lead_id: str | None
+    template_id: str | None
 
     id = pw.CharField(primary_key=True, max_length=36, default=new_id)
     campaign = pw.ForeignKeyField(Campaign, null=True, backref="messages", on_delete="CASCADE")
@@ -352,6 +404,9 @@ class Suppression(BaseModel):
 class ChatSession(BaseModel):
     """A customer chat conversation."""
 
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    lead_id: str | None
+
     id = pw.CharField(primary_key=True, max_length=36, default=new_id)
     visitor_anonymous_id = pw.CharField(max_length=128, default="")
     lead = pw.ForeignKeyField(Lead, null=True, backref="chat_sessions", on_delete="SET NULL")
@@ -364,6 +419,9 @@ class ChatSession(BaseModel):
 class ChatMessage(BaseModel):
     """One message of a chat conversation."""
 
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    session_id: str
+
     id = pw.CharField(primary_key=True, max_length=36, default=new_id)
     session = pw.ForeignKeyField(ChatSession, backref="messages", on_delete="CASCADE")
     sender = pw.CharField(max_length=16)
@@ -373,6 +431,9 @@ class ChatMessage(BaseModel):
 
 class IdempotencyRecord(BaseModel):
     """The first result of a request sent with an idempotency key, per caller scope."""
+
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    lead_id: str | None
 
     scope = pw.CharField(max_length=128)
     key = pw.CharField(max_length=128)

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import contextvars
+from typing import Any
+
+import grpc
 
 from server.services.auth import Principal
+
+# The servicer context of any RPC (grpc-stubs makes it generic in request and response).
+Context = grpc.aio.ServicerContext[Any, Any]
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 principal_var: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from google.protobuf import timestamp_pb2
 
@@ -49,7 +50,11 @@ def lead_input(message: lead_pb2.LeadInput, present: bool = True) -> d.LeadInput
         monthly_income_cents=message.monthly_income_cents,
         down_payment_cents=message.down_payment_cents,
         vehicle=d.VehicleInput(
-            year=v.year, make=v.make, model=v.model, trim=v.trim, vin=v.vin,
+            year=v.year,
+            make=v.make,
+            model=v.model,
+            trim=v.trim,
+            vin=v.vin,
             price_cents=v.price_cents,
         )
         if message.HasField("vehicle")
@@ -91,10 +96,11 @@ def lead_filter(request: lead_service_pb2.ListLeadsRequest) -> d.LeadFilter:
 # --- leads: responses -----------------------------------------------------------------
 
 
-def _enum(enum_type: object, prefix: str, value: str) -> int:
+def _enum(enum_type: Any, prefix: str, value: str) -> Any:
+    """The proto enum number named PREFIX + value (0, UNSPECIFIED, for an empty value)."""
     if not value:
         return 0
-    return int(enum_type.Value(f"{prefix}{value.upper()}"))  # type: ignore[attr-defined]
+    return enum_type.Value(f"{prefix}{value.upper()}")
 
 
 def lead_message(record: d.LeadRecord) -> lead_pb2.Lead:

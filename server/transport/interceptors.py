@@ -25,7 +25,7 @@ from grpc_status import rpc_status
 from server import errors
 from server.services.auth import ApiKeyService
 from server.transport import policy
-from server.transport.context import principal_var, request_id_var
+from server.transport.context import Context, principal_var, request_id_var
 
 log = logging.getLogger("ccl.rpc")
 
@@ -43,25 +43,27 @@ _STATUS: dict[type[errors.CclError], grpc.StatusCode] = {
     errors.UnimplementedError: grpc.StatusCode.UNIMPLEMENTED,
 }
 
-Around = Callable[[str, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
+Around = Callable[[str, Context], AbstractAsyncContextManager[None]]
 
 
-def _wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.RpcMethodHandler:
+def _wrap(
+    handler: grpc.RpcMethodHandler[Any, Any], method: str, around: Around
+) -> grpc.RpcMethodHandler[Any, Any]:
     """Returns `handler` with its behaviour run inside `around(method, context)`."""
 
     def unary_response(
-        behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
-    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        behavior: Callable[[Any, Context], Awaitable[Any]],
+    ) -> Callable[[Any, Context], Awaitable[Any]]:
+        async def wrapper(request: Any, context: Context) -> Any:
             async with around(method, context):
                 return await behavior(request, context)
 
         return wrapper
 
     def stream_response(
-        behavior: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]],
-    ) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        behavior: Callable[[Any, Context], AsyncIterator[Any]],
+    ) -> Callable[[Any, Context], AsyncIterator[Any]]:
+        async def wrapper(request: Any, context: Context) -> AsyncIterator[Any]:
             async with around(method, context):
                 async for response in behavior(request, context):
                     yield response
@@ -86,22 +88,24 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.R
     )
 
 
-class _AroundInterceptor(grpc.aio.ServerInterceptor):
-    def around(self, method: str, context: grpc.aio.ServicerContext) -> Any:
+class _AroundInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    def around(self, method: str, context: Context) -> Any:
         raise NotImplementedError
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
         return _wrap(handler, handler_call_details.method, self.around)
 
 
-def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+def _metadata(context: Context) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
         if isinstance(value, str):
@@ -113,7 +117,7 @@ class LoggingInterceptor(_AroundInterceptor):
     """One structured line per RPC: request id, method, code, duration. Never request data."""
 
     @asynccontextmanager
-    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    async def around(self, method: str, context: Context) -> AsyncIterator[None]:
         request_id = _metadata(context).get("x-request-id", "")[:128] or uuid.uuid4().hex
         token = request_id_var.set(request_id)
         start = time.perf_counter()
@@ -153,7 +157,9 @@ def status_for(error: errors.CclError) -> grpc.Status:
     metadata = dict(error.metadata)
     if request_id_var.get():
         metadata.setdefault("request_id", request_id_var.get())
-    details = [error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=metadata)]
+    details = [
+        error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=metadata)
+    ]
     if isinstance(error, errors.InvalidArgumentError) and error.violations:
         details.append(
             error_details_pb2.BadRequest(
@@ -174,9 +180,7 @@ def _status(code: grpc.StatusCode, message: str, details: list[Any]) -> grpc.Sta
         a = any_pb2.Any()
         a.Pack(d)
         packed.append(a)
-    status = status_pb2.Status(
-        code=getattr(code_pb2, code.name), message=message, details=packed
-    )
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=packed)
     return rpc_status.to_status(status)
 
 
@@ -186,7 +190,7 @@ class ErrorInterceptor(_AroundInterceptor):
     personal data)."""
 
     @asynccontextmanager
-    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    async def around(self, method: str, context: Context) -> AsyncIterator[None]:
         try:
             yield
         except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -203,7 +207,11 @@ class ErrorInterceptor(_AroundInterceptor):
                     "request_id": request_id_var.get(),
                     "method": method,
                     "exception_type": type(e).__qualname__,
-                    "stack": "".join(traceback.format_tb(e.__traceback__)),
+                    # Frames only: no exception text or source lines, which may hold data.
+                    "stack": [
+                        f"{f.filename}:{f.lineno} in {f.name}"
+                        for f in traceback.extract_tb(e.__traceback__)
+                    ],
                 },
             )
             s = _status(
@@ -234,7 +242,7 @@ class AuthInterceptor(_AroundInterceptor):
         self._api_keys = api_keys
 
     @asynccontextmanager
-    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    async def around(self, method: str, context: Context) -> AsyncIterator[None]:
         if policy.is_open(method):
             yield
             return

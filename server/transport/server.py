@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
 from ccl.agent.v1 import agent_service_pb2, agent_service_pb2_grpc
@@ -39,9 +41,13 @@ class GrpcServer:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
-    async def stop(self, grace: float) -> None:
-        """Health to NOT_SERVING first (so Envoy stops routing here), then drain in-flight calls."""
+    async def stop(self, grace: float, drain_delay: float = 0.0) -> None:
+        """Health to NOT_SERVING first, and for `drain_delay` seconds keep serving so load
+        balancers see it and route elsewhere; then refuse new calls and give in-flight calls
+        `grace` seconds to finish."""
         await self.health.enter_graceful_shutdown()
+        if drain_delay > 0:
+            await asyncio.sleep(drain_delay)
         await self.server.stop(grace)
 
 
@@ -71,8 +77,11 @@ def create_server(app: Application, host: str, port: int) -> GrpcServer:
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME),
+        (
+            *SERVICE_NAMES,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
         server,
     )
     bound = server.add_insecure_port(f"{host}:{port}")

@@ -33,7 +33,9 @@ def repo(application: Application) -> LeadRepository:
     return LeadRepository(application.db)
 
 
-def _schema(db: pw.Database) -> dict[str, tuple[set[tuple[str, str, bool]], set[tuple[tuple[str, ...], bool]]]]:
+def _schema(
+    db: pw.Database,
+) -> dict[str, tuple[set[tuple[str, str, bool]], set[tuple[tuple[str, ...], bool]]]]:
     out = {}
     for table in db.get_tables():
         if table == "migratehistory":
@@ -84,7 +86,9 @@ class _bound:
         self.ctx.__exit__(*exc)
 
 
-def test_lead_round_trip_and_encryption_at_rest(repo: LeadRepository, application: Application) -> None:
+def test_lead_round_trip_and_encryption_at_rest(
+    repo: LeadRepository, application: Application
+) -> None:
     stored = repo.create(
         _valid(), scope="internal", idempotency_key="", request_hash="h", source_dealer_id=None
     )
@@ -113,7 +117,10 @@ def test_consent_evidence_is_stored_per_kind(repo: LeadRepository) -> None:
         request_hash="h",
         source_dealer_id=None,
     )
-    rows = {c.kind: c for c in models.LeadConsent.select().where(models.LeadConsent.lead == stored.lead_id)}
+    rows = {
+        c.kind: c
+        for c in models.LeadConsent.select().where(models.LeadConsent.lead == stored.lead_id)
+    }
     assert set(rows) == {"tcpa", "fcra_soft_pull"}
     assert rows["tcpa"].ip_address == "203.0.113.9"
     assert rows["tcpa"].page_url == "https://completecarloans.com/apply"
@@ -122,19 +129,33 @@ def test_consent_evidence_is_stored_per_kind(repo: LeadRepository) -> None:
 
 def test_idempotency_returns_first_result_and_rejects_changed_request(repo: LeadRepository) -> None:
     before = models.Lead.select().count()
-    first = repo.create(_valid(), scope="internal", idempotency_key="k-1", request_hash="aaa", source_dealer_id=None)
-    again = repo.create(_valid(), scope="internal", idempotency_key="k-1", request_hash="aaa", source_dealer_id=None)
+    first = repo.create(
+        _valid(), scope="internal", idempotency_key="k-1", request_hash="aaa", source_dealer_id=None
+    )
+    again = repo.create(
+        _valid(), scope="internal", idempotency_key="k-1", request_hash="aaa", source_dealer_id=None
+    )
     assert again.lead_id == first.lead_id and again.replay and not first.replay
     assert models.Lead.select().count() == before + 1
     with pytest.raises(AlreadyExistsError) as e:
-        repo.create(_valid(), scope="internal", idempotency_key="k-1", request_hash="bbb", source_dealer_id=None)
+        repo.create(
+            _valid(),
+            scope="internal",
+            idempotency_key="k-1",
+            request_hash="bbb",
+            source_dealer_id=None,
+        )
     assert e.value.reason == "IDEMPOTENCY_KEY_REUSED"
-    other_scope = repo.create(_valid(), scope="dealer:x", idempotency_key="k-1", request_hash="aaa", source_dealer_id=None)
+    other_scope = repo.create(
+        _valid(), scope="dealer:x", idempotency_key="k-1", request_hash="aaa", source_dealer_id=None
+    )
     assert other_scope.lead_id != first.lead_id
 
 
 def test_activity_is_written_with_the_lead(repo: LeadRepository) -> None:
-    stored = repo.create(_valid(), scope="internal", idempotency_key="", request_hash="h", source_dealer_id=None)
+    stored = repo.create(
+        _valid(), scope="internal", idempotency_key="", request_hash="h", source_dealer_id=None
+    )
     page = repo.list_activity(stored.lead_id, Page(size=10))
     assert [a.kind for a in page.items] == ["lead.received", "lead.validated"]
     for a in page.items:
@@ -143,8 +164,13 @@ def test_activity_is_written_with_the_lead(repo: LeadRepository) -> None:
 
 def test_list_paginates_newest_first_without_gaps(repo: LeadRepository) -> None:
     ids = {
-        repo.create(_valid(f"page{i}@example.com", f"(312) 555-01{i:02d}"), scope="internal",
-                    idempotency_key="", request_hash="h", source_dealer_id=None).lead_id
+        repo.create(
+            _valid(f"page{i}@example.com", f"(312) 555-01{i:02d}"),
+            scope="internal",
+            idempotency_key="",
+            request_hash="h",
+            source_dealer_id=None,
+        ).lead_id
         for i in range(7)
     }
     seen: list[str] = []
@@ -170,12 +196,19 @@ def test_bad_page_token_is_invalid_argument(repo: LeadRepository) -> None:
 def test_dealer_sees_only_its_own_leads(repo: LeadRepository) -> None:
     a = models.Dealer.create(name="A")
     b = models.Dealer.create(name="B")
-    lead = repo.create(_valid("own@example.com", "(312) 555-0142"), scope=f"dealer:{a.id}",
-                       idempotency_key="", request_hash="h", source_dealer_id=a.id)
+    lead = repo.create(
+        _valid("own@example.com", "(312) 555-0142"),
+        scope=f"dealer:{a.id}",
+        idempotency_key="",
+        request_hash="h",
+        source_dealer_id=a.id,
+    )
     assert repo.get(lead.lead_id, dealer_id=a.id).source_dealer_id == a.id
     with pytest.raises(NotFoundError):
         repo.get(lead.lead_id, dealer_id=b.id)
-    assert lead.lead_id not in {r.lead_id for r in repo.list(LeadFilter(), Page(size=500), dealer_id=b.id).items}
+    assert lead.lead_id not in {
+        r.lead_id for r in repo.list(LeadFilter(), Page(size=500), dealer_id=b.id).items
+    }
 
 
 def test_created_filters(repo: LeadRepository) -> None:

@@ -17,9 +17,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-ADMIN_URL = os.environ.get(
-    "CCL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+ADMIN_URL = os.environ.get("CCL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_POSTGRES = os.environ.get("CCL_TEST_REQUIRE_POSTGRES") == "1" or bool(os.environ.get("CI"))
 BACKENDS = [b for b in os.environ.get("CCL_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 

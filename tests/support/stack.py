@@ -31,7 +31,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_settings(database_url: str, **overrides: object) -> Settings:
+def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
         "data_keys": Fernet.generate_key().decode(),
@@ -40,6 +40,7 @@ def test_settings(database_url: str, **overrides: object) -> Settings:
         "api_key_cache_seconds": 0,
         "db_threads": 4,
         "shutdown_grace_seconds": 2,
+        "shutdown_drain_delay_seconds": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -89,11 +90,16 @@ class ServerThread:
         self.port = self.grpc_server.port
         self._ready.set()
         await self._stop.wait()
-        await self.grpc_server.stop(self.settings.shutdown_grace_seconds)
+        await self.grpc_server.stop(
+            self.settings.shutdown_grace_seconds, self.settings.shutdown_drain_delay_seconds
+        )
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
         with suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._stop.set)
+
+    def stop(self) -> None:
+        self.request_stop()
         self._thread.join(30)
         self.app.close()
 
@@ -149,7 +155,7 @@ class EnvoyProcess:
                 raise RuntimeError(f"envoy exited: {self.log_path.read_text()[-2000:]}")
             with suppress(OSError):
                 url = f"http://127.0.0.1:{self.admin_port}/clusters"
-                with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310
+                with urllib.request.urlopen(url, timeout=1) as r:
                     body = r.read().decode()
                     if "health_flags::healthy" in body:
                         return

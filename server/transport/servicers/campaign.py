@@ -12,29 +12,29 @@ _MESSAGE = "email campaigns (EmailReengagement) are not built yet"
 
 
 class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
-    async def BulkSend(self, request: Any, context: Any) -> NoReturn:  # noqa: N802
+    async def BulkSend(self, request: Any, context: Any) -> NoReturn:
         raise UnimplementedError(_MESSAGE)
 
-    async def CreateCampaign(self, request: Any, context: Any) -> NoReturn:  # noqa: N802
+    async def CreateCampaign(self, request: Any, context: Any) -> NoReturn:
         raise UnimplementedError(_MESSAGE)
 
-    async def GetCampaign(self, request: Any, context: Any) -> NoReturn:  # noqa: N802
+    async def GetCampaign(self, request: Any, context: Any) -> NoReturn:
         raise UnimplementedError(_MESSAGE)
 
-    async def ListCampaigns(self, request: Any, context: Any) -> NoReturn:  # noqa: N802
+    async def ListCampaigns(self, request: Any, context: Any) -> NoReturn:
         raise UnimplementedError(_MESSAGE)
 
-    async def CreateTemplate(self, request: Any, context: Any) -> NoReturn:  # noqa: N802
+    async def CreateTemplate(self, request: Any, context: Any) -> NoReturn:
         raise UnimplementedError(_MESSAGE)
 
-    async def GetTemplate(self, request: Any, context: Any) -> NoReturn:  # noqa: N802
+    async def GetTemplate(self, request: Any, context: Any) -> NoReturn:
         raise UnimplementedError(_MESSAGE)
 
-    async def ListTemplates(self, request: Any, context: Any) -> NoReturn:  # noqa: N802
+    async def ListTemplates(self, request: Any, context: Any) -> NoReturn:
         raise UnimplementedError(_MESSAGE)
 
-    async def ReceiveMailgunEvent(self, request: Any, context: Any) -> NoReturn:  # noqa: N802
+    async def ReceiveMailgunEvent(self, request: Any, context: Any) -> NoReturn:
         raise UnimplementedError(_MESSAGE)
 
-    async def Unsubscribe(self, request: Any, context: Any) -> NoReturn:  # noqa: N802
+    async def Unsubscribe(self, request: Any, context: Any) -> NoReturn:
         raise UnimplementedError(_MESSAGE)

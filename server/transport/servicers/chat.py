@@ -14,11 +14,11 @@ _MESSAGE = "customer chat (RealtimeChat) is not built yet"
 
 
 class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
-    async def Converse(  # noqa: N802
+    async def Converse(
         self, request_iterator: AsyncIterator[pb.ConverseRequest], context: Any
     ) -> AsyncIterator[pb.ConverseResponse]:
         raise UnimplementedError(_MESSAGE)
         yield  # an async generator, as a bidi handler must be
 
-    async def GetTranscript(self, request: Any, context: Any) -> NoReturn:  # noqa: N802
+    async def GetTranscript(self, request: Any, context: Any) -> NoReturn:
         raise UnimplementedError(_MESSAGE)

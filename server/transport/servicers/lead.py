@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
-
 from ccl.lead.v1 import lead_service_pb2 as pb
 from ccl.lead.v1 import lead_service_pb2_grpc
 from server.errors import UnimplementedError
 from server.services.leads import LeadService
 from server.transport import converters
-from server.transport.context import current_principal
+from server.transport.context import Context, current_principal
 
 
 class LeadServicer(lead_service_pb2_grpc.LeadServiceServicer):
     def __init__(self, leads: LeadService) -> None:
         self._leads = leads
 
-    async def ProcessLead(  # noqa: N802 (gRPC method name)
-        self, request: pb.ProcessLeadRequest, context: grpc.aio.ServicerContext
+    async def ProcessLead(
+        self, request: pb.ProcessLeadRequest, context: Context
     ) -> pb.ProcessLeadResponse:
         result = await self._leads.process(
             current_principal(),
@@ -28,14 +26,12 @@ class LeadServicer(lead_service_pb2_grpc.LeadServiceServicer):
         )
         return converters.process_response(result)
 
-    async def GetLead(  # noqa: N802
-        self, request: pb.GetLeadRequest, context: grpc.aio.ServicerContext
-    ) -> pb.GetLeadResponse:
+    async def GetLead(self, request: pb.GetLeadRequest, context: Context) -> pb.GetLeadResponse:
         record = await self._leads.get(current_principal(), request.lead_id)
         return pb.GetLeadResponse(lead=converters.lead_message(record))
 
-    async def ListLeads(  # noqa: N802
-        self, request: pb.ListLeadsRequest, context: grpc.aio.ServicerContext
+    async def ListLeads(
+        self, request: pb.ListLeadsRequest, context: Context
     ) -> pb.ListLeadsResponse:
         page = await self._leads.list(
             current_principal(),
@@ -48,8 +44,8 @@ class LeadServicer(lead_service_pb2_grpc.LeadServiceServicer):
             next_page_token=page.next_page_token,
         )
 
-    async def ListLeadActivity(  # noqa: N802
-        self, request: pb.ListLeadActivityRequest, context: grpc.aio.ServicerContext
+    async def ListLeadActivity(
+        self, request: pb.ListLeadActivityRequest, context: Context
     ) -> pb.ListLeadActivityResponse:
         page = await self._leads.list_activity(
             current_principal(), request.lead_id, request.page_size, request.page_token
@@ -59,19 +55,19 @@ class LeadServicer(lead_service_pb2_grpc.LeadServiceServicer):
             next_page_token=page.next_page_token,
         )
 
-    async def TrackVisitorEvent(  # noqa: N802
-        self, request: pb.TrackVisitorEventRequest, context: grpc.aio.ServicerContext
+    async def TrackVisitorEvent(
+        self, request: pb.TrackVisitorEventRequest, context: Context
     ) -> pb.TrackVisitorEventResponse:
         raise UnimplementedError("visitor tracking (VisitorIdentifier) is not built yet")
 
-    async def ReceiveDealerWebhook(  # noqa: N802
-        self, request: pb.ReceiveDealerWebhookRequest, context: grpc.aio.ServicerContext
+    async def ReceiveDealerWebhook(
+        self, request: pb.ReceiveDealerWebhookRequest, context: Context
     ) -> pb.ReceiveDealerWebhookResponse:
         raise UnimplementedError("the dealer webhook is not built yet")
 
-    async def ImportLeads(  # noqa: N802
+    async def ImportLeads(
         self,
         request_iterator: AsyncIterator[pb.ImportLeadsRequest],
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> pb.ImportLeadsResponse:
         raise UnimplementedError("bulk import is not built yet")

@@ -1,0 +1,73 @@
+"""The `ccl` command, run as a real subprocess, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from server.app import build_application
+from server.errors import UnauthenticatedError
+from server.services.auth import Role
+from support.stack import make_settings
+
+CCL = str(Path(sys.executable).with_name("ccl"))
+DATA_KEY = Fernet.generate_key().decode()
+
+
+def ccl(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": db_url, "CCL_DATA_KEYS": DATA_KEY}
+    return subprocess.run(
+        [CCL, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_migrate_then_up_to_date(db_url: str) -> None:
+    first = ccl(db_url, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert "001_initial" in first.stdout
+    again = ccl(db_url, "migrate")
+    assert again.returncode == 0 and "up to date" in again.stdout
+
+
+def test_keys_create_authenticates_and_revoke_stops_it(db_url: str) -> None:
+    ccl(db_url, "migrate")
+    created = ccl(db_url, "keys", "create", "--role", "ops", "--name", "oncall")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("ccl_") and len(created.stdout.splitlines()) == 1
+    app = build_application(make_settings(db_url, data_keys=DATA_KEY))
+    try:
+        principal = asyncio.run(app.api_keys.authenticate(key))
+        assert principal.role is Role.OPS
+        listed = ccl(db_url, "keys", "list")
+        assert principal.key_id in listed.stdout and key not in listed.stdout
+        revoked = ccl(db_url, "keys", "revoke", principal.key_id)
+        assert revoked.returncode == 0, revoked.stderr
+        with pytest.raises(UnauthenticatedError):
+            asyncio.run(app.api_keys.authenticate(key))
+        assert ccl(db_url, "keys", "revoke", principal.key_id).returncode == 2
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--role", "wizard"], "INVALID_ROLE"),
+        (["--role", "dealer"], "DEALER_REQUIRED"),
+        (["--role", "admin", "--dealer", "d-1"], "DEALER_NOT_ALLOWED"),
+        (["--role", "dealer", "--dealer", "no-such-dealer"], "DEALER_NOT_FOUND"),
+    ],
+)
+def test_keys_create_refuses_bad_input(db_url: str, args: list[str], reason: str) -> None:
+    ccl(db_url, "migrate")
+    result = ccl(db_url, "keys", "create", *args)
+    assert result.returncode == 2
+    assert reason in result.stderr
+    assert result.stdout == ""
