@@ -44,8 +44,8 @@ test: check-generated
 
 ## lint: ruff, mypy, buf lint, and buf breaking against main.
 lint: $(STAMP)
-	$(BIN)/ruff check server clients/python/ccl_client tests tools
-	$(BIN)/ruff format --check server clients/python/ccl_client tests tools
+	$(BIN)/ruff check server clients/python/ccl_client tests tools bench
+	$(BIN)/ruff format --check server clients/python/ccl_client tests tools bench
 	$(BIN)/mypy
 	$(BIN)/buf lint
 	@if git rev-parse --verify --quiet main >/dev/null && git cat-file -e main:buf.yaml 2>/dev/null; then \
@@ -58,6 +58,10 @@ migrate: $(STAMP)
 ## migration NAME=...: write the next migration from model changes.
 migration: $(STAMP)
 	$(BIN)/ccl make-migration $(NAME)
+
+## bench: ProcessLead throughput over gRPC and REST/Envoy (SQLite; BENCH_ARGS=--database-url=...).
+bench: $(STAMP) $(DESCRIPTOR)
+	$(BIN)/python bench/bench_leads.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     )
     grpc_host: str = Field(default="127.0.0.1", description="Address the gRPC server binds.")
     grpc_port: int = Field(default=50051, description="gRPC port; 0 picks a free one.")
+    http_host: str = Field(
+        default="127.0.0.1",
+        description="Address Envoy's listener binds (0.0.0.0 to serve other machines).",
+    )
     http_port: int = Field(default=8080, description="Envoy's REST + gRPC listener port.")
     envoy_admin_port: int = Field(default=9901, description="Envoy admin port (127.0.0.1 only).")
     admin_api_key: str = Field(

@@ -108,6 +108,7 @@ def run_stack(settings: Settings) -> int:
             admin_port=settings.envoy_admin_port,
             upstreams=[(settings.grpc_host, settings.grpc_port)],
             cors_origins=settings.cors_origin_list(),
+            listen_host=settings.http_host,
             max_request_bytes=settings.max_request_bytes,
             rate_limit_per_second=settings.rate_limit_per_second,
         ),

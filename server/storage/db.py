@@ -77,6 +77,9 @@ class Database:
         self.db = db
         self.backend = backend_name(db)
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ccl-db")
+        # SQLite has one writer at a time. Queueing this process's writers on a lock avoids
+        # SQLite's busy handler, which sleeps in steps of up to 100 ms when writers collide.
+        self._sqlite_write_lock = threading.Lock()
         database_proxy.initialize(db)
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -94,7 +97,7 @@ class Database:
         """A write transaction. On SQLite it takes the write lock at BEGIN (IMMEDIATE), so two
         writers queue on busy_timeout instead of failing when a read lock cannot be upgraded."""
         if self.backend == "sqlite":
-            with self.db.atomic("IMMEDIATE") as tx:
+            with self._sqlite_write_lock, self.db.atomic("IMMEDIATE") as tx:
                 yield tx
         else:
             with self.db.atomic() as tx:

@@ -5,6 +5,7 @@ Every function here runs on a database thread (via `Database.run`).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ class StoredResult:
     outcome: LeadOutcome
     returning_applicant: bool
     replay: bool
+    # The lead as just written (None for a replay, whose lead is read back).
+    lead: LeadRecord | None = None
 
 
 class LeadRepository:
@@ -145,33 +148,42 @@ class LeadRepository:
         )
         consent = lead.consent
         consented_at = consent.consented_at or now
-        for kind, granted in (("tcpa", consent.tcpa), ("fcra_soft_pull", consent.fcra_soft_pull)):
-            m.LeadConsent.create(
-                lead=row.id,
-                kind=kind,
-                granted=granted,
-                consent_text=consent.consent_text,
-                consented_at=consented_at,
-                ip_address=consent.ip_address,
-                user_agent=consent.user_agent,
-                page_url=consent.page_url,
-                certificate_id=consent.certificate_id,
-                created_at=now,
-            )
-        append_activity(
+        m.LeadConsent.insert_many(
+            [
+                {
+                    "lead": row.id,
+                    "kind": kind,
+                    "granted": granted,
+                    "consent_text": consent.consent_text,
+                    "consented_at": consented_at,
+                    "ip_address": consent.ip_address,
+                    "user_agent": consent.user_agent,
+                    "page_url": consent.page_url,
+                    "certificate_id": consent.certificate_id,
+                    "created_at": now,
+                }
+                for kind, granted in (
+                    ("tcpa", consent.tcpa),
+                    ("fcra_soft_pull", consent.fcra_soft_pull),
+                )
+            ]
+        ).execute()
+        append_activities(
             row.id,
-            AgentName.ORCHESTRATOR,
-            "lead.received",
-            f"Lead received from source '{lead.source}'",
-            {"source": lead.source, "idempotency_key": bool(idempotency_key)},
-            at=now,
-        )
-        append_activity(
-            row.id,
-            AgentName.ORCHESTRATOR,
-            "lead.validated",
-            "Lead validated: email normalised, phone stored as E.164, consent recorded",
-            {"consents": ["tcpa", "fcra_soft_pull"], "returning_applicant": returning},
+            [
+                (
+                    AgentName.ORCHESTRATOR,
+                    "lead.received",
+                    f"Lead received from source '{lead.source}'",
+                    {"source": lead.source, "idempotency_key": bool(idempotency_key)},
+                ),
+                (
+                    AgentName.ORCHESTRATOR,
+                    "lead.validated",
+                    "Lead validated: email normalised, phone stored as E.164, consent recorded",
+                    {"consents": ["tcpa", "fcra_soft_pull"], "returning_applicant": returning},
+                ),
+            ],
             at=now,
         )
         result = StoredResult(
@@ -179,6 +191,7 @@ class LeadRepository:
             outcome=LeadOutcome.ACCEPTED,
             returning_applicant=returning,
             replay=False,
+            lead=_to_record(row, None, dataclasses.replace(consent, consented_at=consented_at)),
         )
         if idempotency_key:
             m.IdempotencyRecord.create(
@@ -282,24 +295,28 @@ class LeadRepository:
         )
 
 
-def append_activity(
-    lead_id: str,
-    agent: AgentName,
-    kind: str,
-    summary: str,
-    details: dict[str, Any] | None = None,
-    *,
-    at: dt.datetime | None = None,
+ActivityEntry = tuple[AgentName, str, str, dict[str, Any]]
+
+
+def append_activities(
+    lead_id: str, entries: list[ActivityEntry], *, at: dt.datetime | None = None
 ) -> None:
-    """Appends one step to a lead's activity log (call inside the step's transaction)."""
-    m.Activity.create(
-        lead=lead_id,
-        agent=agent.value,
-        kind=kind,
-        summary=summary,
-        details_json=json.dumps(details or {}, sort_keys=True),
-        created_at=at or models.utcnow(),
-    )
+    """Appends steps (agent, kind, summary, details) to a lead's activity log, in order, in one
+    statement. Call inside the transaction of the work the steps describe."""
+    when = at or models.utcnow()
+    m.Activity.insert_many(
+        [
+            {
+                "lead": lead_id,
+                "agent": agent.value,
+                "kind": kind,
+                "summary": summary,
+                "details_json": json.dumps(details, sort_keys=True),
+                "created_at": when,
+            }
+            for agent, kind, summary, details in entries
+        ]
+    ).execute()
 
 
 def _visible_to_dealer(dealer_id: str) -> Any:

@@ -1,1 +1,16 @@
-"""Hand-written convenience client over the generated stubs."""
+"""Thin convenience client over the generated stubs: API-key auth, default deadlines, retries.
+
+    from ccl_client import CclClient
+    with CclClient("127.0.0.1:8080", api_key="ccl_…") as ccl:
+        stats = ccl.agents.GetSystemStats(agent_service_pb2.GetSystemStatsRequest())
+
+Retries use gRPC's own retry policy (service config): UNAVAILABLE only, with
+exponential backoff, which is safe for every RPC; use idempotency keys for
+writes you retry yourself.
+"""
+
+from __future__ import annotations
+
+from ccl_client.client import DEFAULT_TIMEOUT_SECONDS, CclClient
+
+__all__ = ["DEFAULT_TIMEOUT_SECONDS", "CclClient"]

@@ -1,0 +1,139 @@
+"""The client: one channel, auth and deadline interceptors, typed stubs per service."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+
+from ccl.agent.v1 import agent_service_pb2_grpc
+from ccl.campaign.v1 import campaign_service_pb2_grpc
+from ccl.chat.v1 import chat_service_pb2_grpc
+from ccl.lead.v1 import lead_service_pb2_grpc
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+_RETRY_SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{}],  # every method
+                "retryPolicy": {
+                    "maxAttempts": 4,
+                    "initialBackoff": "0.2s",
+                    "maxBackoff": "3s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+
+
+class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
+    def __init__(
+        self,
+        method: str,
+        timeout: float | None,
+        metadata: tuple[tuple[str, str | bytes], ...] | None,
+        credentials: grpc.CallCredentials | None,
+        wait_for_ready: bool | None,
+        compression: grpc.Compression | None,
+    ) -> None:
+        self.method = method
+        self.timeout = timeout
+        self.metadata = metadata
+        self.credentials = credentials
+        self.wait_for_ready = wait_for_ready
+        self.compression = compression
+
+
+class _AuthAndDeadline(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc,type-arg]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc,type-arg]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc,type-arg]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[misc,type-arg]
+):
+    """Adds the API key to every call, and a deadline to unary-response calls without one
+    (streams, such as a chat, run as long as the caller keeps them open)."""
+
+    def __init__(self, api_key: str, timeout: float | None) -> None:
+        self._metadata: list[tuple[str, str | bytes]] = (
+            [("authorization", f"Bearer {api_key}")] if api_key else []
+        )
+        self._timeout = timeout
+
+    def _details(self, details: Any, default_timeout: float | None) -> _CallDetails:
+        metadata = (*tuple(details.metadata or ()), *self._metadata)
+        timeout = details.timeout if details.timeout is not None else default_timeout
+        return _CallDetails(
+            details.method,
+            timeout,
+            metadata,
+            details.credentials,
+            details.wait_for_ready,
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        return continuation(self._details(details, self._timeout), request)
+
+    def intercept_stream_unary(
+        self, continuation: Callable[..., Any], details: Any, request_iterator: Iterator[Any]
+    ) -> Any:
+        return continuation(self._details(details, self._timeout), request_iterator)
+
+    def intercept_unary_stream(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        return continuation(self._details(details, None), request)
+
+    def intercept_stream_stream(
+        self, continuation: Callable[..., Any], details: Any, request_iterator: Iterator[Any]
+    ) -> Any:
+        return continuation(self._details(details, None), request_iterator)
+
+
+class CclClient:
+    """Typed stubs for the four services over one channel (plaintext or TLS)."""
+
+    def __init__(
+        self,
+        target: str,
+        api_key: str = "",
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: list[tuple[str, Any]] | None = None,
+    ) -> None:
+        channel_options = [
+            ("grpc.service_config", _RETRY_SERVICE_CONFIG),
+            ("grpc.enable_retries", 1),
+            ("grpc.keepalive_time_ms", 30_000),
+            *(options or []),
+        ]
+        base = (
+            grpc.secure_channel(target, credentials, channel_options)
+            if credentials is not None
+            else grpc.insecure_channel(target, channel_options)
+        )
+        self._base = base
+        self.channel = grpc.intercept_channel(base, _AuthAndDeadline(api_key, timeout))
+        self.leads = lead_service_pb2_grpc.LeadServiceStub(self.channel)
+        self.campaigns = campaign_service_pb2_grpc.CampaignServiceStub(self.channel)
+        self.agents = agent_service_pb2_grpc.AgentServiceStub(self.channel)
+        self.chat = chat_service_pb2_grpc.ChatServiceStub(self.channel)
+
+    def close(self) -> None:
+        self._base.close()
+
+    def __enter__(self) -> CclClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
