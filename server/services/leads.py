@@ -58,7 +58,9 @@ class LeadService:
             request_hash=request_fingerprint(lead),
             source_dealer_id=_dealer_restriction(principal),
         )
-        record = stored.lead or await self._db.run(self._repo.get, stored.lead_id)
+        record = stored.lead
+        if record is None:  # a replay: read the lead back
+            record = await self._db.run(self._repo.get, stored.lead_id)
         return ProcessResult(
             lead=record,
             outcome=stored.outcome,
