@@ -93,10 +93,97 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _csv(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def cmd_dealers_create(args: argparse.Namespace) -> int:
+    from server.domain.dealers import DealerInput
+
+    dealer = DealerInput(
+        name=args.name,
+        states=_csv(args.states),
+        zip_prefixes=_csv(args.zip_prefixes),
+        accepted_tiers=_csv(args.tiers),
+        daily_cap=args.daily_cap,
+        priority=args.priority,
+        weight=args.weight,
+        endpoint_url=args.endpoint,
+        delivery_format=args.format,
+        signing_secret=args.secret,
+    )
+    record, generated = _with_app(lambda app: asyncio.run(app.dealers.create(dealer)))
+    print(record.dealer_id)
+    if generated:
+        print(f"signing secret (shown once; store it now): {generated}", file=sys.stderr)
+    return 0
+
+
+def cmd_dealers_list(args: argparse.Namespace) -> int:
+    page = _with_app(lambda app: asyncio.run(app.dealers.list(500, "")))
+    for d in page.items:
+        area = ",".join(d.states + [z + "*" for z in d.zip_prefixes]) or "-"
+        state = "active" if d.active else "inactive"
+        print(
+            f"{d.dealer_id}  {state:<8} p{d.priority:<4} w{d.weight:<3} cap {d.daily_cap or '-':<6}"
+            f" {d.delivery_format:<4} {area:<20} {d.name}"
+        )
+    return 0
+
+
+def cmd_dealers_update(args: argparse.Namespace) -> int:
+    from server.domain.dealers import DealerInput
+
+    changes = {
+        "daily_cap": args.daily_cap,
+        "priority": args.priority,
+        "weight": args.weight,
+        "endpoint_url": args.endpoint,
+        "active": args.active,
+    }
+    fields = [k for k, v in changes.items() if v is not None]
+    dealer = DealerInput(**{k: v for k, v in changes.items() if v is not None})
+    record = _with_app(
+        lambda app: asyncio.run(app.dealers.update(args.dealer_id, dealer, fields))
+    )
+    print(f"updated {record.dealer_id}: {', '.join(fields)}")
+    return 0
+
+
+def cmd_deliveries_retry(args: argparse.Namespace) -> int:
+    from server.services.auth import Principal, Role
+
+    operator = Principal(key_id="cli", role=Role.ADMIN)
+
+    def retry(app: Application) -> list[str]:
+        ids = list(args.delivery_ids)
+        if args.all_failed:
+            ids += app.deliveries.failed_ids()
+        for delivery_id in ids:
+            asyncio.run(app.leads.redeliver(operator, delivery_id))
+        return ids
+
+    ids = _with_app(retry)
+    print(f"queued again: {len(ids)} deliver{'y' if len(ids) == 1 else 'ies'}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from server.ops import importer
+
+    return importer.main_from_args(args)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from server.ops.stack import run_stack
 
     return run_stack(_settings())
+
+
+def _add_import_arguments(parser: argparse.ArgumentParser) -> None:
+    from server.ops import importer
+
+    importer.add_arguments(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,6 +204,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="migrate, then run the gRPC server and Envoy together")
     p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("import", help="import leads from a CSV or JSON-lines file (ImportLeads)")
+    _add_import_arguments(p)
+    p.set_defaults(fn=cmd_import)
+
+    dealers = sub.add_parser("dealers", help="manage dealers").add_subparsers(
+        dest="dealers_command", required=True
+    )
+    p = dealers.add_parser("create", help="create a dealer (prints its id)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--states", default="", help="comma-separated state codes, e.g. IL,IN")
+    p.add_argument("--zip-prefixes", default="", help="comma-separated ZIP prefixes, e.g. 606,607")
+    p.add_argument("--tiers", default="", help="accepted credit tiers, e.g. A,B,C (empty: all)")
+    p.add_argument("--daily-cap", type=int, default=0, help="leads a day; 0: no cap")
+    p.add_argument("--priority", type=int, default=100, help="lower is tried first")
+    p.add_argument("--weight", type=int, default=1, help="share within its priority (1-100)")
+    p.add_argument("--endpoint", default="", help="URL packages are POSTed to")
+    p.add_argument("--format", default="json", choices=["json", "adf"])
+    p.add_argument("--secret", default="", help="signing secret (generated when omitted)")
+    p.set_defaults(fn=cmd_dealers_create)
+    p = dealers.add_parser("list", help="list dealers")
+    p.set_defaults(fn=cmd_dealers_list)
+    p = dealers.add_parser("update", help="change a dealer's cap, priority, weight, endpoint or state")
+    p.add_argument("dealer_id")
+    p.add_argument("--daily-cap", type=int)
+    p.add_argument("--priority", type=int)
+    p.add_argument("--weight", type=int)
+    p.add_argument("--endpoint")
+    p.add_argument("--active", action=argparse.BooleanOptionalAction, default=None)
+    p.set_defaults(fn=cmd_dealers_update)
+
+    deliveries = sub.add_parser("deliveries", help="dealer deliveries").add_subparsers(
+        dest="deliveries_command", required=True
+    )
+    p = deliveries.add_parser("retry", help="queue rejected or dead-lettered deliveries again")
+    p.add_argument("delivery_ids", nargs="*", help="delivery ids")
+    p.add_argument("--all-failed", action="store_true", help="every rejected or dead-lettered one")
+    p.set_defaults(fn=cmd_deliveries_retry)
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(
         dest="keys_command", required=True

@@ -72,6 +72,49 @@ class Settings(BaseSettings):
         ),
     )
     log_level: str = Field(default="INFO", description="Log level.")
+    flexpath_base_url: str = Field(
+        default="https://api.flexpath.example/",
+        description="FlexPath credit API base URL (see docs/flexpath.md).",
+    )
+    flexpath_api_key: str = Field(
+        default="",
+        description="FlexPath API key; empty: credit checks use the deterministic simulation.",
+        repr=False,
+    )
+    duplicate_lookback_days: int = Field(
+        default=30,
+        ge=0,
+        description="A lead with the email or phone of a lead this recent is a duplicate.",
+    )
+    identity_max_emails: int = Field(
+        default=5, ge=1, description="Most emails one stitched identity may collect."
+    )
+    identity_max_phones: int = Field(
+        default=5, ge=1, description="Most phones one stitched identity may collect."
+    )
+    delivery_max_attempts: int = Field(
+        default=8, ge=1, description="Dealer delivery attempts before a package is dead-lettered."
+    )
+    delivery_backoff_base_seconds: float = Field(
+        default=5.0, gt=0, description="First retry delay of a dealer delivery (doubles, jittered)."
+    )
+    delivery_backoff_max_seconds: float = Field(
+        default=3600.0, gt=0, description="Longest delay between two dealer delivery attempts."
+    )
+    delivery_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of one dealer delivery attempt."
+    )
+    worker_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often outbox workers look for due work when idle."
+    )
+    webhook_tolerance_seconds: int = Field(
+        default=300, ge=1, description="Largest age (and clock skew) of a signed dealer webhook."
+    )
+    pipeline_sweep_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Leads whose pipeline stopped (a crash) are resumed after this long.",
+    )
     max_request_bytes: int = Field(
         default=1_048_576, description="Largest request body Envoy and the server accept."
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -116,6 +116,35 @@ class AgentName(enum.StrEnum):
     ORCHESTRATOR = "orchestrator"
 
 
+# One step for a lead's activity log: (agent, kind, summary, details without personal data).
+ActivityEntry = tuple[AgentName, str, str, dict[str, Any]]
+
+
+@dataclass
+class Resolution:
+    """What VisitorIdentifier decided for a new lead, inside the intake transaction."""
+
+    identity_id: str
+    new_identity: bool
+    matched_by: str
+    visitor_id: str | None
+    returning: bool
+    duplicate_of_lead_id: str | None
+    activities: list[ActivityEntry] = field(default_factory=list)
+
+    @property
+    def outcome(self) -> LeadOutcome:
+        return LeadOutcome.DUPLICATE if self.duplicate_of_lead_id else LeadOutcome.ACCEPTED
+
+
+@dataclass(frozen=True)
+class IdentityInfo:
+    identity_id: str = ""
+    new_identity: bool = False
+    matched_by: str = ""
+    visitor_id: str = ""
+
+
 @dataclass(frozen=True)
 class CreditResult:
     decision: str
@@ -154,6 +183,7 @@ class ProcessResult:
     outcome: LeadOutcome
     idempotent_replay: bool = False
     returning_applicant: bool = False
+    identity: IdentityInfo = field(default_factory=IdentityInfo)
 
 
 @dataclass(frozen=True)

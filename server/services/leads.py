@@ -1,72 +1,78 @@
-"""Lead intake and reads: validation, idempotent storage, dealer isolation.
-
-The pipeline agents (VisitorIdentifier, CreditCheck, LeadPackaging) are not
-wired in yet; a processed lead is validated, stored with its consent evidence
-and logged as `received`.
-"""
+"""Lead reads and lead-side requests that are not the pipeline itself: get/list a lead, its
+activity, packages and deliveries, redelivery, and website visitor tracking. Dealer keys see
+only their own dealer's leads (another dealer's lead is NOT_FOUND, never FORBIDDEN, so its
+existence is not disclosed)."""
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
+import datetime as dt
+from dataclasses import dataclass
 
-from server.domain.leads import (
-    ActivityRecord,
-    LeadFilter,
-    LeadInput,
-    LeadRecord,
-    Page,
-    PageResult,
-    ProcessResult,
-)
+from server.agents.visitor_identifier import TrackResult, VisitorEventInput, VisitorIdentifier
+from server.domain.leads import ActivityRecord, LeadFilter, LeadRecord, Page, PageResult
+from server.errors import FieldViolation, InvalidArgumentError
 from server.services.auth import Principal, Role
-from server.services.validation import validate_idempotency_key, validate_lead
+from server.storage import models as m
 from server.storage.db import Database
+from server.storage.deliveries import DeliveryRepository, DeliveryView
 from server.storage.leads import LeadRepository
 from server.storage.pagination import page_size
 
+EVENT_TYPES = frozenset(
+    {"page_view", "application_started", "step_completed", "application_abandoned", "identify"}
+)
 
-def request_fingerprint(lead: LeadInput) -> str:
-    """A stable hash of a submission, to tell a retry from a different request."""
-    canonical = json.dumps(dataclasses.asdict(lead), sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+
+@dataclass(frozen=True)
+class PackageView:
+    package_id: str
+    lead_id: str
+    dealer_id: str
+    format: str
+    content_type: str
+    body: str
+    created_at: dt.datetime
 
 
 def _dealer_restriction(principal: Principal) -> str | None:
     return principal.dealer_id if principal.role is Role.DEALER else None
 
 
+def validate_event(event: VisitorEventInput) -> None:
+    v: list[FieldViolation] = []
+    if not event.anonymous_id.strip() or len(event.anonymous_id) > 128:
+        v.append(FieldViolation("anonymous_id", "is required (at most 128 characters)"))
+    if event.event_type not in EVENT_TYPES:
+        v.append(FieldViolation("event_type", "is required"))
+    for name in ("page_url", "referrer"):
+        if len(getattr(event, name)) > 2048:
+            v.append(FieldViolation(f"page.{name.removeprefix('page_')}", "at most 2048 characters"))
+    if len(event.user_agent) > 1000:
+        v.append(FieldViolation("user_agent", "at most 1000 characters"))
+    if len(event.event_id) > 128:
+        v.append(FieldViolation("event_id", "at most 128 characters"))
+    for name in ("email", "phone", "step", "page_title", "utm_source", "utm_medium",
+                 "utm_campaign", "utm_term", "utm_content"):  # fmt: skip
+        if len(getattr(event, name)) > 320:
+            v.append(FieldViolation(name, "at most 320 characters"))
+    if v:
+        raise InvalidArgumentError(
+            "the visitor event is not valid", reason="INVALID_VISITOR_EVENT", violations=v
+        )
+
+
 class LeadService:
-    def __init__(self, db: Database, repository: LeadRepository, region: str = "US") -> None:
+    def __init__(
+        self,
+        db: Database,
+        repository: LeadRepository,
+        deliveries: DeliveryRepository,
+        identifier: VisitorIdentifier,
+    ) -> None:
         self._db = db
         self._repo = repository
-        self._region = region
-
-    async def process(
-        self, principal: Principal, idempotency_key: str, lead: LeadInput | None
-    ) -> ProcessResult:
-        """Validates and stores one lead; a repeated idempotency key returns the first result."""
-        key = validate_idempotency_key(idempotency_key)
-        valid = validate_lead(lead, region=self._region)
-        assert lead is not None
-        stored = await self._db.run(
-            self._repo.create,
-            valid,
-            scope=principal.scope,
-            idempotency_key=key,
-            request_hash=request_fingerprint(lead),
-            source_dealer_id=_dealer_restriction(principal),
-        )
-        record = stored.lead
-        if record is None:  # a replay: read the lead back
-            record = await self._db.run(self._repo.get, stored.lead_id)
-        return ProcessResult(
-            lead=record,
-            outcome=stored.outcome,
-            idempotent_replay=stored.replay,
-            returning_applicant=stored.returning_applicant,
-        )
+        self._deliveries = deliveries
+        self._identifier = identifier
 
     async def get(self, principal: Principal, lead_id: str) -> LeadRecord:
         return await self._db.run(self._repo.get, lead_id, _dealer_restriction(principal))
@@ -84,3 +90,38 @@ class LeadService:
         return await self._db.run(
             self._repo.list_activity, lead_id, page, _dealer_restriction(principal)
         )
+
+    async def packages(self, principal: Principal, lead_id: str) -> list[PackageView]:
+        await self.get(principal, lead_id)
+        dealer = _dealer_restriction(principal)
+
+        def read() -> list[PackageView]:
+            query = m.LeadPackage.select().where(m.LeadPackage.lead == lead_id)
+            if dealer:
+                query = query.where(m.LeadPackage.dealer == dealer)
+            return [
+                PackageView(p.id, p.lead_id, p.dealer_id, p.format, p.content_type, p.body, p.created_at)
+                for p in query.order_by(m.LeadPackage.created_at.desc())
+            ]
+
+        return await self._db.run(read)
+
+    async def deliveries(self, principal: Principal, lead_id: str) -> list[DeliveryView]:
+        await self.get(principal, lead_id)
+        dealer = _dealer_restriction(principal)
+        views = await self._db.run(self._deliveries.for_lead, lead_id)
+        return [v for v in views if not dealer or v.dealer_id == dealer]
+
+    async def redeliver(self, principal: Principal, delivery_id: str) -> DeliveryView:
+        return await self._db.run(
+            self._deliveries.redeliver, delivery_id, m.utcnow(), _dealer_restriction(principal)
+        )
+
+    async def track(self, event: VisitorEventInput, privacy_opt_out: bool) -> TrackResult:
+        validate_event(event)
+
+        def record() -> TrackResult:
+            with self._db.transaction():
+                return self._identifier.track(event, privacy_opt_out, m.utcnow())
+
+        return await self._db.run(record)

@@ -11,6 +11,8 @@ from typing import Any, cast
 
 import peewee as pw
 
+from server.agents.credit_check import CreditCheckAgent
+from server.agents.dealer_delivery import DeliveryWorker
 from server.domain.leads import AgentName
 from server.storage import models as m
 from server.storage.db import Database
@@ -66,19 +68,19 @@ AGENTS: tuple[AgentInfo, ...] = (
         "VisitorIdentifier",
         AgentName.VISITOR_IDENTIFIER,
         "Records website visitors, stitches them to known applicants and finds duplicate leads.",
-        built=False,
+        built=True,
     ),
     AgentInfo(
         "CreditCheck",
         AgentName.CREDIT_CHECK,
         "Soft-pull pre-qualification through FlexPath, with a deterministic simulation fallback.",
-        built=False,
+        built=True,
     ),
     AgentInfo(
         "LeadPackaging",
         AgentName.LEAD_PACKAGING,
         "Scores leads, routes them to dealers and delivers ADF or JSON packages.",
-        built=False,
+        built=True,
     ),
     AgentInfo(
         "EmailReengagement",
@@ -102,9 +104,17 @@ def _count_by(model: type[m.BaseModel], column: pw.Field) -> dict[str, int]:
 
 
 class StatsService:
-    def __init__(self, db: Database, version: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        version: str,
+        credit: CreditCheckAgent | None = None,
+        delivery: DeliveryWorker | None = None,
+    ) -> None:
         self._db = db
         self._version = version
+        self._credit = credit
+        self._delivery = delivery
         self._started = time.monotonic()
 
     async def system_stats(self) -> SystemStats:
@@ -181,19 +191,39 @@ class StatsService:
                 .tuples(),
             )
         )
+        if self._credit is not None:
+            metrics[AgentName.CREDIT_CHECK].update(
+                {f"process_{k}": v for k, v in self._credit.metrics().items()}
+            )
+        if self._delivery is not None:
+            metrics[AgentName.LEAD_PACKAGING].update(
+                {
+                    "process_delivered": self._delivery.delivered,
+                    "process_delivery_failures": self._delivery.failed,
+                }
+            )
         out = []
         for info in AGENTS:
             last = last_activity.get(info.agent.value)
             if isinstance(last, str):  # SQLite returns MAX() of a datetime column as text
                 last = dt.datetime.fromisoformat(last)
+            state, detail = self._state(info)
             out.append(
                 AgentStatus(
                     name=info.name,
                     description=info.description,
-                    state=AgentState.READY if info.built else AgentState.DISABLED,
-                    detail="" if info.built else "not built yet: its RPCs answer UNIMPLEMENTED",
+                    state=state,
+                    detail=detail,
                     metrics=metrics[info.agent],
                     last_activity_at=last,
                 )
             )
         return out
+
+    def _state(self, info: AgentInfo) -> tuple[AgentState, str]:
+        if not info.built:
+            return AgentState.DISABLED, "not built yet: its RPCs answer UNIMPLEMENTED"
+        if info.agent is AgentName.CREDIT_CHECK and self._credit is not None:
+            state, detail = self._credit.status()
+            return (AgentState.READY if state == "ready" else AgentState.DEGRADED), detail
+        return AgentState.READY, ""

@@ -8,13 +8,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import peewee as pw
 
 from server.domain.leads import (
+    ActivityEntry,
     ActivityRecord,
+    IdentityInfo,
     AddressInput,
     AgentName,
     ConsentInput,
@@ -26,6 +29,7 @@ from server.domain.leads import (
     LeadStatus,
     Page,
     PageResult,
+    Resolution,
     ValidLead,
     VehicleInput,
 )
@@ -43,8 +47,12 @@ class StoredResult:
     outcome: LeadOutcome
     returning_applicant: bool
     replay: bool
+    identity: IdentityInfo = IdentityInfo()
     # The lead as just written (None for a replay, whose lead is read back).
     lead: LeadRecord | None = None
+
+
+Resolver = Callable[[ValidLead, dt.datetime], Resolution]
 
 
 class LeadRepository:
@@ -61,25 +69,48 @@ class LeadRepository:
         idempotency_key: str,
         request_hash: str,
         source_dealer_id: str | None,
+        resolve: Resolver | None = None,
     ) -> StoredResult:
-        """Stores a validated lead, its consent evidence and first activity entries, and the
-        idempotency record, in one transaction. A key seen before returns its first result."""
-        if idempotency_key:
-            earlier = self._replay(scope, idempotency_key, request_hash)
-            if earlier is not None:
-                return earlier
+        """Stores a validated lead, its consent evidence, its first activity entries and the
+        idempotency record in one transaction; `resolve` (VisitorIdentifier) decides identity
+        and duplicates inside that transaction. A key seen before returns its first result."""
         try:
             with self._db.transaction():
-                return self._insert(lead, scope, idempotency_key, request_hash, source_dealer_id)
+                return self.create_in_transaction(
+                    lead,
+                    scope=scope,
+                    idempotency_key=idempotency_key,
+                    request_hash=request_hash,
+                    source_dealer_id=source_dealer_id,
+                    resolve=resolve,
+                )
         except pw.IntegrityError:
             # A concurrent call with the same key won the race; answer with its result.
             if idempotency_key:
-                earlier = self._replay(scope, idempotency_key, request_hash)
+                earlier = self.replay(scope, idempotency_key, request_hash)
                 if earlier is not None:
                     return earlier
             raise
 
-    def _replay(self, scope: str, key: str, request_hash: str) -> StoredResult | None:
+    def create_in_transaction(
+        self,
+        lead: ValidLead,
+        *,
+        scope: str,
+        idempotency_key: str,
+        request_hash: str,
+        source_dealer_id: str | None,
+        resolve: Resolver | None = None,
+    ) -> StoredResult:
+        """`create` inside the caller's transaction (bulk import batches many in one)."""
+        if idempotency_key:
+            earlier = self.replay(scope, idempotency_key, request_hash)
+            if earlier is not None:
+                return earlier
+        return self._insert(lead, scope, idempotency_key, request_hash, source_dealer_id, resolve)
+
+    def replay(self, scope: str, key: str, request_hash: str) -> StoredResult | None:
+        """The stored result of an earlier request with this key; raises if the request differs."""
         record = m.IdempotencyRecord.get_or_none(
             (m.IdempotencyRecord.scope == scope) & (m.IdempotencyRecord.key == key)
         )
@@ -96,6 +127,7 @@ class LeadRepository:
             outcome=LeadOutcome(stored["outcome"]),
             returning_applicant=bool(stored.get("returning_applicant")),
             replay=True,
+            identity=IdentityInfo(**stored.get("identity", {})),
         )
 
     def _insert(
@@ -105,19 +137,31 @@ class LeadRepository:
         idempotency_key: str,
         request_hash: str,
         source_dealer_id: str | None,
+        resolve: Resolver | None,
     ) -> StoredResult:
         now = models.utcnow()
-        returning = (
-            m.Lead.select(m.Lead.id)
-            .where(
-                (m.Lead.email_normalized == lead.email_normalized)
-                | (m.Lead.phone_e164 == lead.phone_e164)
+        resolution = resolve(lead, now) if resolve is not None else None
+        outcome = resolution.outcome if resolution else LeadOutcome.ACCEPTED
+        returning = resolution.returning if resolution else False
+        identity = (
+            IdentityInfo(
+                identity_id=resolution.identity_id,
+                new_identity=resolution.new_identity,
+                matched_by=resolution.matched_by,
+                visitor_id=resolution.visitor_id or "",
             )
-            .exists()
+            if resolution
+            else IdentityInfo()
         )
         row = m.Lead.create(
-            status=LeadStatus.RECEIVED.value,
-            outcome=LeadOutcome.ACCEPTED.value,
+            status=(
+                LeadStatus.DUPLICATE if outcome is LeadOutcome.DUPLICATE else LeadStatus.RECEIVED
+            ).value,
+            outcome=outcome.value,
+            identity=identity.identity_id or None,
+            visitor=identity.visitor_id or None,
+            duplicate_of=resolution.duplicate_of_lead_id if resolution else None,
+            pipeline_stage="intake" if outcome is LeadOutcome.ACCEPTED else "done",
             source=lead.source,
             visitor_anonymous_id=lead.visitor_id,
             source_dealer=source_dealer_id,
@@ -181,16 +225,18 @@ class LeadRepository:
                     AgentName.ORCHESTRATOR,
                     "lead.validated",
                     "Lead validated: email normalised, phone stored as E.164, consent recorded",
-                    {"consents": ["tcpa", "fcra_soft_pull"], "returning_applicant": returning},
+                    {"consents": ["tcpa", "fcra_soft_pull"]},
                 ),
+                *(resolution.activities if resolution else []),
             ],
             at=now,
         )
         result = StoredResult(
             lead_id=row.id,
-            outcome=LeadOutcome.ACCEPTED,
+            outcome=outcome,
             returning_applicant=returning,
             replay=False,
+            identity=identity,
             lead=_to_record(row, None, dataclasses.replace(consent, consented_at=consented_at)),
         )
         if idempotency_key:
@@ -203,6 +249,7 @@ class LeadRepository:
                         "lead_id": result.lead_id,
                         "outcome": result.outcome.value,
                         "returning_applicant": result.returning_applicant,
+                        "identity": dataclasses.asdict(identity),
                     }
                 ),
                 lead=row.id,
@@ -293,9 +340,6 @@ class LeadRepository:
             ],
             next_page_token=token,
         )
-
-
-ActivityEntry = tuple[AgentName, str, str, dict[str, Any]]
 
 
 def append_activities(

@@ -197,6 +197,11 @@ class Lead(BaseModel):
     employment_status = pw.CharField(max_length=32, default="")
     months_employed = pw.IntegerField(default=0)
     months_at_address = pw.IntegerField(default=0)
+    # Lease of the process running this lead's pipeline steps (credit check, routing), so a
+    # resumed pipeline (retry, crash sweep) never runs twice at once.
+    pipeline_locked_until = pw.DateTimeField(null=True)
+    # Which pipeline step comes next: "intake" (credit check), "credit_checked" (routing), "done".
+    pipeline_stage = pw.CharField(max_length=16, default="intake", index=True)
     created_at = pw.DateTimeField(default=utcnow, index=True)
     updated_at = pw.DateTimeField(default=utcnow)
 

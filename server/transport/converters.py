@@ -5,12 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import json_format, timestamp_pb2
 
 from ccl.agent.v1 import agent_service_pb2 as agent_pb
+from ccl.dealer.v1 import dealer_service_pb2 as dealer_pb
 from ccl.lead.v1 import lead_pb2, lead_service_pb2
+from server.agents.orchestrator import ImportRecord, ImportRecordResult
+from server.agents.visitor_identifier import VisitorEventInput
 from server.domain import leads as d
+from server.domain.dealers import DealerInput, DealerRecord
 from server.services import stats
+from server.services.leads import PackageView
+from server.storage.deliveries import DeliveryView
 
 
 def to_timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -191,6 +197,156 @@ def process_response(result: d.ProcessResult) -> lead_service_pb2.ProcessLeadRes
         outcome=_enum(lead_pb2.LeadOutcome, "LEAD_OUTCOME_", result.outcome.value),
         idempotent_replay=result.idempotent_replay,
         returning_applicant=result.returning_applicant,
+        identity=lead_service_pb2.IdentityResult(
+            identity_id=result.identity.identity_id,
+            new_identity=result.identity.new_identity,
+            matched_by=result.identity.matched_by,
+            visitor_id=result.identity.visitor_id,
+        ),
+    )
+
+
+def lead_input_from_json(payload: Any) -> d.LeadInput:
+    """A LeadInput from its JSON form (webhook events); ValueError when it is not one."""
+    if not isinstance(payload, dict):
+        raise ValueError("a lead must be a JSON object")
+    try:
+        message = json_format.ParseDict(payload, lead_pb2.LeadInput(), ignore_unknown_fields=False)
+    except json_format.ParseError as e:
+        raise ValueError("not a LeadInput") from e
+    lead = lead_input(message)
+    assert lead is not None
+    return lead
+
+
+def import_record(message: lead_service_pb2.ImportLeadsRequest) -> ImportRecord:
+    return ImportRecord(
+        idempotency_key=message.idempotency_key,
+        lead=lead_input(message.lead, message.HasField("lead")),
+        record_ref=message.record_ref,
+    )
+
+
+def import_response(results: list[ImportRecordResult]) -> lead_service_pb2.ImportLeadsResponse:
+    counts = {o: 0 for o in d.LeadOutcome}
+    for r in results:
+        counts[r.outcome] += 1
+    return lead_service_pb2.ImportLeadsResponse(
+        results=[
+            lead_service_pb2.ImportLeadResult(
+                record_ref=r.record_ref,
+                outcome=_enum(lead_pb2.LeadOutcome, "LEAD_OUTCOME_", r.outcome.value),
+                lead_id=r.lead_id,
+                reason=r.reason,
+            )
+            for r in results
+        ],
+        received_count=len(results),
+        accepted_count=counts[d.LeadOutcome.ACCEPTED],
+        duplicate_count=counts[d.LeadOutcome.DUPLICATE],
+        rejected_count=counts[d.LeadOutcome.REJECTED],
+    )
+
+
+def package_message(p: PackageView) -> lead_service_pb2.LeadPackage:
+    return lead_service_pb2.LeadPackage(
+        package_id=p.package_id,
+        lead_id=p.lead_id,
+        dealer_id=p.dealer_id,
+        format=_enum(lead_service_pb2.PackageFormat, "PACKAGE_FORMAT_", p.format),
+        content_type=p.content_type,
+        body=p.body,
+        create_time=to_timestamp(p.created_at),
+    )
+
+
+def delivery_message(v: DeliveryView) -> lead_service_pb2.Delivery:
+    return lead_service_pb2.Delivery(
+        delivery_id=v.delivery_id,
+        event_id=v.event_id,
+        lead_id=v.lead_id,
+        dealer_id=v.dealer_id,
+        package_id=v.package_id,
+        state=_enum(lead_pb2.DeliveryState, "DELIVERY_STATE_", v.state),
+        attempt_count=v.attempts,
+        next_attempt_time=to_timestamp(v.next_attempt_at),
+        deliver_time=to_timestamp(v.delivered_at),
+        last_error=v.last_error,
+        attempts=[
+            lead_service_pb2.DeliveryAttempt(
+                attempt_time=to_timestamp(at), status_code=code, error=error, duration_ms=ms
+            )
+            for at, code, error, ms in v.attempt_log
+        ],
+    )
+
+
+def visitor_event(
+    request: lead_service_pb2.TrackVisitorEventRequest, ip_address: str
+) -> VisitorEventInput:
+    return VisitorEventInput(
+        anonymous_id=request.anonymous_id,
+        event_type=lead_service_pb2.VisitorEventType.Name(request.event_type)
+        .removeprefix("VISITOR_EVENT_TYPE_")
+        .lower(),
+        page_url=request.page.url,
+        page_path=request.page.path,
+        referrer=request.page.referrer,
+        page_title=request.page.title,
+        utm_source=request.campaign.source,
+        utm_medium=request.campaign.medium,
+        utm_campaign=request.campaign.name,
+        utm_term=request.campaign.term,
+        utm_content=request.campaign.content,
+        user_agent=request.user_agent,
+        ip_address=request.ip_address or ip_address,
+        client_time=from_timestamp(request, "client_time"),
+        sent_time=from_timestamp(request, "sent_time"),
+        email=request.email,
+        phone=request.phone,
+        step=request.step,
+        event_id=request.event_id,
+    )
+
+
+# --- dealers --------------------------------------------------------------------------
+
+
+def dealer_input(message: dealer_pb.Dealer) -> DealerInput:
+    """Fields with presence that were not sent keep the domain defaults."""
+    fmt = dealer_pb.DeliveryFormat.Name(message.delivery_format).removeprefix("DELIVERY_FORMAT_")
+    defaults = DealerInput()
+    return DealerInput(
+        name=message.name,
+        states=list(message.states),
+        zip_prefixes=list(message.zip_prefixes),
+        accepted_tiers=list(message.accepted_tiers),
+        daily_cap=message.daily_cap if message.HasField("daily_cap") else defaults.daily_cap,
+        priority=message.priority if message.HasField("priority") else defaults.priority,
+        weight=message.weight if message.HasField("weight") else defaults.weight,
+        endpoint_url=message.endpoint_url,
+        delivery_format="json" if fmt == "UNSPECIFIED" else fmt.lower(),
+        signing_secret=message.signing_secret,
+        active=message.active if message.HasField("active") else defaults.active,
+    )
+
+
+def dealer_message(r: DealerRecord) -> dealer_pb.Dealer:
+    return dealer_pb.Dealer(
+        dealer_id=r.dealer_id,
+        name=r.name,
+        states=r.states,
+        zip_prefixes=r.zip_prefixes,
+        accepted_tiers=r.accepted_tiers,
+        daily_cap=r.daily_cap,
+        priority=r.priority,
+        weight=r.weight,
+        endpoint_url=r.endpoint_url,
+        delivery_format=_enum(dealer_pb.DeliveryFormat, "DELIVERY_FORMAT_", r.delivery_format),
+        signing_secret_set=r.signing_secret_set,
+        active=r.active,
+        create_time=to_timestamp(r.created_at),
+        update_time=to_timestamp(r.updated_at),
     )
 
 

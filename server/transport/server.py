@@ -12,12 +12,14 @@ from grpc_reflection.v1alpha import reflection
 from ccl.agent.v1 import agent_service_pb2, agent_service_pb2_grpc
 from ccl.campaign.v1 import campaign_service_pb2, campaign_service_pb2_grpc
 from ccl.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
+from ccl.dealer.v1 import dealer_service_pb2, dealer_service_pb2_grpc
 from ccl.lead.v1 import lead_service_pb2, lead_service_pb2_grpc
 from server.app import Application
 from server.transport.interceptors import AuthInterceptor, ErrorInterceptor, LoggingInterceptor
 from server.transport.servicers.agent import AgentServicer
 from server.transport.servicers.campaign import CampaignServicer
 from server.transport.servicers.chat import ChatServicer
+from server.transport.servicers.dealer import DealerServicer
 from server.transport.servicers.lead import LeadServicer
 
 SERVICE_NAMES = (
@@ -25,6 +27,7 @@ SERVICE_NAMES = (
     campaign_service_pb2.DESCRIPTOR.services_by_name["CampaignService"].full_name,
     agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
     chat_service_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
+    dealer_service_pb2.DESCRIPTOR.services_by_name["DealerService"].full_name,
 )
 
 
@@ -70,7 +73,12 @@ def create_server(app: Application, host: str, port: int) -> GrpcServer:
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
         ],
     )
-    lead_service_pb2_grpc.add_LeadServiceServicer_to_server(LeadServicer(app.leads), server)
+    lead_service_pb2_grpc.add_LeadServiceServicer_to_server(
+        LeadServicer(app.leads, app.orchestrator, app.dealer_webhook), server
+    )
+    dealer_service_pb2_grpc.add_DealerServiceServicer_to_server(
+        DealerServicer(app.dealers), server
+    )
     campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(CampaignServicer(), server)
     agent_service_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(app.stats), server)
     chat_service_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(), server)

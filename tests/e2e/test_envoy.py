@@ -49,7 +49,10 @@ def test_example_request_is_accepted_as_written(http: httpx.Client, admin_key: s
     body = r.json()
     assert body["outcome"] == "LEAD_OUTCOME_ACCEPTED"
     lead = body["lead"]
-    assert lead["status"] == "LEAD_STATUS_RECEIVED"
+    # Credit checked (simulated: no FlexPath key) and waiting for a dealer (none exist here).
+    assert lead["status"] == "LEAD_STATUS_UNROUTED"
+    assert lead["credit"]["decision"] == "CREDIT_DECISION_PREQUALIFIED"
+    assert lead["credit"]["source"] == "CREDIT_SOURCE_SIMULATED"
     assert lead["applicant"]["phone"] == "+13125550182"
     assert lead["applicant"]["email"] == "maria.lopez@example.com"
     assert lead["applicant"]["monthly_income_cents"] == "420000"
@@ -62,7 +65,14 @@ def test_example_request_is_accepted_as_written(http: httpx.Client, admin_key: s
     got = http.get(f"/api/leads/{lead['lead_id']}", headers=bearer(admin_key))
     assert got.status_code == 200 and got.json()["lead"]["lead_id"] == lead["lead_id"]
     activity = http.get(f"/api/leads/{lead['lead_id']}/activity", headers=bearer(admin_key))
-    assert [a["kind"] for a in activity.json()["activities"]] == ["lead.received", "lead.validated"]
+    assert [a["kind"] for a in activity.json()["activities"]] == [
+        "lead.received",
+        "lead.validated",
+        "identity.created",
+        "credit.checked",
+        "lead.scored",
+        "routing.unrouted",
+    ]
 
 
 def test_camel_case_input_is_accepted(http: httpx.Client, admin_key: str) -> None:
@@ -90,11 +100,16 @@ def test_agents_status(http: httpx.Client, admin_key: str) -> None:
     assert len(r.json()["agents"]) == 5
 
 
-@pytest.mark.parametrize("path", ["/api/email-campaigns/bulk-send", "/api/webhook/dealer-leads"])
-def test_later_paths_answer_501_honestly(http: httpx.Client, admin_key: str, path: str) -> None:
-    r = http.post(path, json={}, headers=bearer(admin_key))
+def test_bulk_send_answers_501_honestly(http: httpx.Client, admin_key: str) -> None:
+    r = http.post("/api/email-campaigns/bulk-send", json={}, headers=bearer(admin_key))
     assert r.status_code == 501
     assert details(r.json())[0] == "NOT_IMPLEMENTED"
+
+
+def test_dealer_webhook_needs_a_dealer_key(http: httpx.Client, admin_key: str) -> None:
+    r = http.post("/api/webhook/dealer-leads", json={"events": []}, headers=bearer(admin_key))
+    assert r.status_code == 403
+    assert details(r.json())[0] == "ROLE_NOT_ALLOWED"
 
 
 def test_list_leads_paginates(http: httpx.Client, admin_key: str) -> None:

@@ -88,11 +88,16 @@ class ServerThread:
         self.grpc_server = create_server(self.app, "127.0.0.1", 0)
         await self.grpc_server.start()
         self.port = self.grpc_server.port
+        workers_stop = asyncio.Event()
+        workers = asyncio.create_task(self.app.run_background(workers_stop))
         self._ready.set()
         await self._stop.wait()
         await self.grpc_server.stop(
             self.settings.shutdown_grace_seconds, self.settings.shutdown_drain_delay_seconds
         )
+        workers_stop.set()
+        await workers
+        await self.app.aclose()
 
     def request_stop(self) -> None:
         with suppress(RuntimeError):

@@ -6,31 +6,72 @@ from collections.abc import AsyncIterator
 
 from ccl.lead.v1 import lead_service_pb2 as pb
 from ccl.lead.v1 import lead_service_pb2_grpc
-from server.errors import UnimplementedError
+from server.agents.orchestrator import ImportRecord, Orchestrator
+from server.services.dealer_webhook import DealerWebhookService
 from server.services.leads import LeadService
 from server.transport import converters
 from server.transport.context import Context, current_principal
 
+_EVENT_STATUS = {
+    "accepted": pb.EVENT_RESULT_STATUS_ACCEPTED,
+    "duplicate": pb.EVENT_RESULT_STATUS_DUPLICATE,
+    "rejected": pb.EVENT_RESULT_STATUS_REJECTED,
+}
+
+
+def _metadata(context: Context) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if isinstance(value, str):
+            out.setdefault(key.lower(), value)
+    return out
+
+
+def client_ip(context: Context) -> str:
+    """The caller's IP: Envoy's trusted external address, else the peer (direct gRPC)."""
+    md = _metadata(context)
+    if md.get("x-envoy-external-address"):
+        return md["x-envoy-external-address"]
+    peer = context.peer() or ""  # "ipv4:1.2.3.4:5678" or "ipv6:[::1]:5678"
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        return rest.rsplit(":", 1)[0].strip("[]")
+    return ""
+
+
+def privacy_opt_out(context: Context) -> bool:
+    """Global Privacy Control (`Sec-GPC: 1`) or Do-Not-Track (`DNT: 1`)."""
+    md = _metadata(context)
+    return md.get("sec-gpc", "").strip() == "1" or md.get("dnt", "").strip() == "1"
+
 
 class LeadServicer(lead_service_pb2_grpc.LeadServiceServicer):
-    def __init__(self, leads: LeadService) -> None:
+    def __init__(
+        self, leads: LeadService, orchestrator: Orchestrator, webhook: DealerWebhookService
+    ) -> None:
         self._leads = leads
+        self._orchestrator = orchestrator
+        self._webhook = webhook
 
-    async def ProcessLead(
+    async def ProcessLead(  # noqa: N802 (gRPC method name)
         self, request: pb.ProcessLeadRequest, context: Context
     ) -> pb.ProcessLeadResponse:
-        result = await self._leads.process(
+        result = await self._orchestrator.process(
             current_principal(),
             request.idempotency_key,
             converters.lead_input(request.lead, request.HasField("lead")),
         )
         return converters.process_response(result)
 
-    async def GetLead(self, request: pb.GetLeadRequest, context: Context) -> pb.GetLeadResponse:
+    async def GetLead(  # noqa: N802
+        self, request: pb.GetLeadRequest, context: Context
+    ) -> pb.GetLeadResponse:
         record = await self._leads.get(current_principal(), request.lead_id)
         return pb.GetLeadResponse(lead=converters.lead_message(record))
 
-    async def ListLeads(
+    async def ListLeads(  # noqa: N802
         self, request: pb.ListLeadsRequest, context: Context
     ) -> pb.ListLeadsResponse:
         page = await self._leads.list(
@@ -44,7 +85,7 @@ class LeadServicer(lead_service_pb2_grpc.LeadServiceServicer):
             next_page_token=page.next_page_token,
         )
 
-    async def ListLeadActivity(
+    async def ListLeadActivity(  # noqa: N802
         self, request: pb.ListLeadActivityRequest, context: Context
     ) -> pb.ListLeadActivityResponse:
         page = await self._leads.list_activity(
@@ -55,19 +96,71 @@ class LeadServicer(lead_service_pb2_grpc.LeadServiceServicer):
             next_page_token=page.next_page_token,
         )
 
-    async def TrackVisitorEvent(
+    async def ListLeadPackages(  # noqa: N802
+        self, request: pb.ListLeadPackagesRequest, context: Context
+    ) -> pb.ListLeadPackagesResponse:
+        packages = await self._leads.packages(current_principal(), request.lead_id)
+        return pb.ListLeadPackagesResponse(packages=[converters.package_message(p) for p in packages])
+
+    async def ListLeadDeliveries(  # noqa: N802
+        self, request: pb.ListLeadDeliveriesRequest, context: Context
+    ) -> pb.ListLeadDeliveriesResponse:
+        views = await self._leads.deliveries(current_principal(), request.lead_id)
+        return pb.ListLeadDeliveriesResponse(deliveries=[converters.delivery_message(v) for v in views])
+
+    async def RedeliverPackage(  # noqa: N802
+        self, request: pb.RedeliverPackageRequest, context: Context
+    ) -> pb.RedeliverPackageResponse:
+        view = await self._leads.redeliver(current_principal(), request.delivery_id)
+        return pb.RedeliverPackageResponse(delivery=converters.delivery_message(view))
+
+    async def RouteLead(  # noqa: N802
+        self, request: pb.RouteLeadRequest, context: Context
+    ) -> pb.RouteLeadResponse:
+        record = await self._orchestrator.route(current_principal(), request.lead_id)
+        return pb.RouteLeadResponse(lead=converters.lead_message(record))
+
+    async def TrackVisitorEvent(  # noqa: N802
         self, request: pb.TrackVisitorEventRequest, context: Context
     ) -> pb.TrackVisitorEventResponse:
-        raise UnimplementedError("visitor tracking (VisitorIdentifier) is not built yet")
+        result = await self._leads.track(
+            converters.visitor_event(request, client_ip(context)), privacy_opt_out(context)
+        )
+        return pb.TrackVisitorEventResponse(
+            visitor_id=result.visitor_id,
+            identity_id=result.identity_id,
+            returning_visitor=result.returning_visitor,
+            privacy_opt_out=result.privacy_opt_out,
+        )
 
-    async def ReceiveDealerWebhook(
+    async def ReceiveDealerWebhook(  # noqa: N802
         self, request: pb.ReceiveDealerWebhookRequest, context: Context
     ) -> pb.ReceiveDealerWebhookResponse:
-        raise UnimplementedError("the dealer webhook is not built yet")
+        md = _metadata(context)
+        results = await self._webhook.receive(
+            current_principal(),
+            request.body.data,
+            md.get("x-ccl-timestamp", ""),
+            md.get("x-ccl-signature", ""),
+        )
+        return pb.ReceiveDealerWebhookResponse(
+            results=[
+                pb.DealerEventResult(
+                    event_id=r.event_id,
+                    status=_EVENT_STATUS[r.status],
+                    reason=r.reason,
+                    lead_id=r.lead_id,
+                )
+                for r in results
+            ]
+        )
 
-    async def ImportLeads(
-        self,
-        request_iterator: AsyncIterator[pb.ImportLeadsRequest],
-        context: Context,
+    async def ImportLeads(  # noqa: N802
+        self, request_iterator: AsyncIterator[pb.ImportLeadsRequest], context: Context
     ) -> pb.ImportLeadsResponse:
-        raise UnimplementedError("bulk import is not built yet")
+        async def records() -> AsyncIterator[ImportRecord]:
+            async for message in request_iterator:
+                yield converters.import_record(message)
+
+        results = await self._orchestrator.import_leads(current_principal(), records())
+        return converters.import_response(results)

@@ -28,6 +28,12 @@ class EventResultStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_RESULT_STATUS_ACCEPTED: _ClassVar[EventResultStatus]
     EVENT_RESULT_STATUS_DUPLICATE: _ClassVar[EventResultStatus]
     EVENT_RESULT_STATUS_REJECTED: _ClassVar[EventResultStatus]
+
+class PackageFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PACKAGE_FORMAT_UNSPECIFIED: _ClassVar[PackageFormat]
+    PACKAGE_FORMAT_JSON: _ClassVar[PackageFormat]
+    PACKAGE_FORMAT_ADF: _ClassVar[PackageFormat]
 VISITOR_EVENT_TYPE_UNSPECIFIED: VisitorEventType
 VISITOR_EVENT_TYPE_PAGE_VIEW: VisitorEventType
 VISITOR_EVENT_TYPE_APPLICATION_STARTED: VisitorEventType
@@ -38,6 +44,9 @@ EVENT_RESULT_STATUS_UNSPECIFIED: EventResultStatus
 EVENT_RESULT_STATUS_ACCEPTED: EventResultStatus
 EVENT_RESULT_STATUS_DUPLICATE: EventResultStatus
 EVENT_RESULT_STATUS_REJECTED: EventResultStatus
+PACKAGE_FORMAT_UNSPECIFIED: PackageFormat
+PACKAGE_FORMAT_JSON: PackageFormat
+PACKAGE_FORMAT_ADF: PackageFormat
 
 class ProcessLeadRequest(_message.Message):
     __slots__ = ("idempotency_key", "lead")
@@ -48,16 +57,30 @@ class ProcessLeadRequest(_message.Message):
     def __init__(self, idempotency_key: _Optional[str] = ..., lead: _Optional[_Union[_lead_pb2.LeadInput, _Mapping]] = ...) -> None: ...
 
 class ProcessLeadResponse(_message.Message):
-    __slots__ = ("lead", "outcome", "idempotent_replay", "returning_applicant")
+    __slots__ = ("lead", "outcome", "idempotent_replay", "returning_applicant", "identity")
     LEAD_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENT_REPLAY_FIELD_NUMBER: _ClassVar[int]
     RETURNING_APPLICANT_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
     lead: _lead_pb2.Lead
     outcome: _lead_pb2.LeadOutcome
     idempotent_replay: bool
     returning_applicant: bool
-    def __init__(self, lead: _Optional[_Union[_lead_pb2.Lead, _Mapping]] = ..., outcome: _Optional[_Union[_lead_pb2.LeadOutcome, str]] = ..., idempotent_replay: _Optional[bool] = ..., returning_applicant: _Optional[bool] = ...) -> None: ...
+    identity: IdentityResult
+    def __init__(self, lead: _Optional[_Union[_lead_pb2.Lead, _Mapping]] = ..., outcome: _Optional[_Union[_lead_pb2.LeadOutcome, str]] = ..., idempotent_replay: _Optional[bool] = ..., returning_applicant: _Optional[bool] = ..., identity: _Optional[_Union[IdentityResult, _Mapping]] = ...) -> None: ...
+
+class IdentityResult(_message.Message):
+    __slots__ = ("identity_id", "new_identity", "matched_by", "visitor_id")
+    IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_BY_FIELD_NUMBER: _ClassVar[int]
+    VISITOR_ID_FIELD_NUMBER: _ClassVar[int]
+    identity_id: str
+    new_identity: bool
+    matched_by: str
+    visitor_id: str
+    def __init__(self, identity_id: _Optional[str] = ..., new_identity: _Optional[bool] = ..., matched_by: _Optional[str] = ..., visitor_id: _Optional[str] = ...) -> None: ...
 
 class GetLeadRequest(_message.Message):
     __slots__ = ("lead_id",)
@@ -142,7 +165,7 @@ class CampaignContext(_message.Message):
     def __init__(self, source: _Optional[str] = ..., medium: _Optional[str] = ..., name: _Optional[str] = ..., term: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class TrackVisitorEventRequest(_message.Message):
-    __slots__ = ("anonymous_id", "event_type", "page", "campaign", "user_agent", "ip_address", "client_time", "email", "phone", "step", "event_id")
+    __slots__ = ("anonymous_id", "event_type", "page", "campaign", "user_agent", "ip_address", "client_time", "email", "phone", "step", "event_id", "sent_time")
     ANONYMOUS_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +177,7 @@ class TrackVisitorEventRequest(_message.Message):
     PHONE_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SENT_TIME_FIELD_NUMBER: _ClassVar[int]
     anonymous_id: str
     event_type: VisitorEventType
     page: PageContext
@@ -165,7 +189,8 @@ class TrackVisitorEventRequest(_message.Message):
     phone: str
     step: str
     event_id: str
-    def __init__(self, anonymous_id: _Optional[str] = ..., event_type: _Optional[_Union[VisitorEventType, str]] = ..., page: _Optional[_Union[PageContext, _Mapping]] = ..., campaign: _Optional[_Union[CampaignContext, _Mapping]] = ..., user_agent: _Optional[str] = ..., ip_address: _Optional[str] = ..., client_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ..., step: _Optional[str] = ..., event_id: _Optional[str] = ...) -> None: ...
+    sent_time: _timestamp_pb2.Timestamp
+    def __init__(self, anonymous_id: _Optional[str] = ..., event_type: _Optional[_Union[VisitorEventType, str]] = ..., page: _Optional[_Union[PageContext, _Mapping]] = ..., campaign: _Optional[_Union[CampaignContext, _Mapping]] = ..., user_agent: _Optional[str] = ..., ip_address: _Optional[str] = ..., client_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ..., step: _Optional[str] = ..., event_id: _Optional[str] = ..., sent_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TrackVisitorEventResponse(_message.Message):
     __slots__ = ("visitor_id", "identity_id", "returning_visitor", "privacy_opt_out")
@@ -202,6 +227,110 @@ class ReceiveDealerWebhookResponse(_message.Message):
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[DealerEventResult]
     def __init__(self, results: _Optional[_Iterable[_Union[DealerEventResult, _Mapping]]] = ...) -> None: ...
+
+class ListLeadPackagesRequest(_message.Message):
+    __slots__ = ("lead_id",)
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    lead_id: str
+    def __init__(self, lead_id: _Optional[str] = ...) -> None: ...
+
+class LeadPackage(_message.Message):
+    __slots__ = ("package_id", "lead_id", "dealer_id", "format", "content_type", "body", "create_time")
+    PACKAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    DEALER_ID_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    package_id: str
+    lead_id: str
+    dealer_id: str
+    format: PackageFormat
+    content_type: str
+    body: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, package_id: _Optional[str] = ..., lead_id: _Optional[str] = ..., dealer_id: _Optional[str] = ..., format: _Optional[_Union[PackageFormat, str]] = ..., content_type: _Optional[str] = ..., body: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListLeadPackagesResponse(_message.Message):
+    __slots__ = ("packages",)
+    PACKAGES_FIELD_NUMBER: _ClassVar[int]
+    packages: _containers.RepeatedCompositeFieldContainer[LeadPackage]
+    def __init__(self, packages: _Optional[_Iterable[_Union[LeadPackage, _Mapping]]] = ...) -> None: ...
+
+class ListLeadDeliveriesRequest(_message.Message):
+    __slots__ = ("lead_id",)
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    lead_id: str
+    def __init__(self, lead_id: _Optional[str] = ...) -> None: ...
+
+class DeliveryAttempt(_message.Message):
+    __slots__ = ("attempt_time", "status_code", "error", "duration_ms")
+    ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    attempt_time: _timestamp_pb2.Timestamp
+    status_code: int
+    error: str
+    duration_ms: int
+    def __init__(self, attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_code: _Optional[int] = ..., error: _Optional[str] = ..., duration_ms: _Optional[int] = ...) -> None: ...
+
+class Delivery(_message.Message):
+    __slots__ = ("delivery_id", "event_id", "lead_id", "dealer_id", "package_id", "state", "attempt_count", "next_attempt_time", "deliver_time", "last_error", "attempts")
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    DEALER_ID_FIELD_NUMBER: _ClassVar[int]
+    PACKAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
+    DELIVER_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    event_id: str
+    lead_id: str
+    dealer_id: str
+    package_id: str
+    state: _lead_pb2.DeliveryState
+    attempt_count: int
+    next_attempt_time: _timestamp_pb2.Timestamp
+    deliver_time: _timestamp_pb2.Timestamp
+    last_error: str
+    attempts: _containers.RepeatedCompositeFieldContainer[DeliveryAttempt]
+    def __init__(self, delivery_id: _Optional[str] = ..., event_id: _Optional[str] = ..., lead_id: _Optional[str] = ..., dealer_id: _Optional[str] = ..., package_id: _Optional[str] = ..., state: _Optional[_Union[_lead_pb2.DeliveryState, str]] = ..., attempt_count: _Optional[int] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deliver_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[DeliveryAttempt, _Mapping]]] = ...) -> None: ...
+
+class ListLeadDeliveriesResponse(_message.Message):
+    __slots__ = ("deliveries",)
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    deliveries: _containers.RepeatedCompositeFieldContainer[Delivery]
+    def __init__(self, deliveries: _Optional[_Iterable[_Union[Delivery, _Mapping]]] = ...) -> None: ...
+
+class RedeliverPackageRequest(_message.Message):
+    __slots__ = ("delivery_id",)
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    def __init__(self, delivery_id: _Optional[str] = ...) -> None: ...
+
+class RedeliverPackageResponse(_message.Message):
+    __slots__ = ("delivery",)
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    delivery: Delivery
+    def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ...) -> None: ...
+
+class RouteLeadRequest(_message.Message):
+    __slots__ = ("lead_id",)
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    lead_id: str
+    def __init__(self, lead_id: _Optional[str] = ...) -> None: ...
+
+class RouteLeadResponse(_message.Message):
+    __slots__ = ("lead",)
+    LEAD_FIELD_NUMBER: _ClassVar[int]
+    lead: _lead_pb2.Lead
+    def __init__(self, lead: _Optional[_Union[_lead_pb2.Lead, _Mapping]] = ...) -> None: ...
 
 class ImportLeadsRequest(_message.Message):
     __slots__ = ("idempotency_key", "lead", "record_ref")

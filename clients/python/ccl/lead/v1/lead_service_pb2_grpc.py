@@ -72,6 +72,26 @@ class LeadServiceStub:
                 request_serializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.ReceiveDealerWebhookRequest.SerializeToString,
                 response_deserializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.ReceiveDealerWebhookResponse.FromString,
                 _registered_method=True)
+        self.ListLeadPackages = channel.unary_unary(
+                '/ccl.lead.v1.LeadService/ListLeadPackages',
+                request_serializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.ListLeadPackagesRequest.SerializeToString,
+                response_deserializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.ListLeadPackagesResponse.FromString,
+                _registered_method=True)
+        self.ListLeadDeliveries = channel.unary_unary(
+                '/ccl.lead.v1.LeadService/ListLeadDeliveries',
+                request_serializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.ListLeadDeliveriesRequest.SerializeToString,
+                response_deserializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.ListLeadDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.RedeliverPackage = channel.unary_unary(
+                '/ccl.lead.v1.LeadService/RedeliverPackage',
+                request_serializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.RedeliverPackageRequest.SerializeToString,
+                response_deserializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.RedeliverPackageResponse.FromString,
+                _registered_method=True)
+        self.RouteLead = channel.unary_unary(
+                '/ccl.lead.v1.LeadService/RouteLead',
+                request_serializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.RouteLeadRequest.SerializeToString,
+                response_deserializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.RouteLeadResponse.FromString,
+                _registered_method=True)
         self.ImportLeads = channel.stream_unary(
                 '/ccl.lead.v1.LeadService/ImportLeads',
                 request_serializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.ImportLeadsRequest.SerializeToString,
@@ -161,6 +181,44 @@ class LeadServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListLeadPackages(self, request, context):
+        """Lists the dealer packages rendered for a lead (ADF XML or JSON), newest first.
+
+        Errors: NOT_FOUND (LEAD_NOT_FOUND).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLeadDeliveries(self, request, context):
+        """Lists the dealer deliveries of a lead with their state and attempts.
+
+        Errors: NOT_FOUND (LEAD_NOT_FOUND).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedeliverPackage(self, request, context):
+        """Queues a rejected or dead-lettered delivery for another round of attempts.
+        Redelivering a delivered or still pending delivery changes nothing.
+
+        Errors: NOT_FOUND (DELIVERY_NOT_FOUND).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RouteLead(self, request, context):
+        """Routes a lead that waits unrouted (no dealer could take it) again, for
+        example after a dealer was added or a cap reset.
+
+        Errors: NOT_FOUND (LEAD_NOT_FOUND), FAILED_PRECONDITION (LEAD_NOT_UNROUTED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ImportLeads(self, request_iterator, context):
         """Imports leads in bulk over a client stream: each record is validated and
         processed on its own, and the response carries one result per record and
@@ -204,6 +262,26 @@ def add_LeadServiceServicer_to_server(servicer, server):
                     servicer.ReceiveDealerWebhook,
                     request_deserializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.ReceiveDealerWebhookRequest.FromString,
                     response_serializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.ReceiveDealerWebhookResponse.SerializeToString,
+            ),
+            'ListLeadPackages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLeadPackages,
+                    request_deserializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.ListLeadPackagesRequest.FromString,
+                    response_serializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.ListLeadPackagesResponse.SerializeToString,
+            ),
+            'ListLeadDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLeadDeliveries,
+                    request_deserializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.ListLeadDeliveriesRequest.FromString,
+                    response_serializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.ListLeadDeliveriesResponse.SerializeToString,
+            ),
+            'RedeliverPackage': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedeliverPackage,
+                    request_deserializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.RedeliverPackageRequest.FromString,
+                    response_serializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.RedeliverPackageResponse.SerializeToString,
+            ),
+            'RouteLead': grpc.unary_unary_rpc_method_handler(
+                    servicer.RouteLead,
+                    request_deserializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.RouteLeadRequest.FromString,
+                    response_serializer=ccl_dot_lead_dot_v1_dot_lead__service__pb2.RouteLeadResponse.SerializeToString,
             ),
             'ImportLeads': grpc.stream_unary_rpc_method_handler(
                     servicer.ImportLeads,
@@ -381,6 +459,114 @@ class LeadService:
             '/ccl.lead.v1.LeadService/ReceiveDealerWebhook',
             ccl_dot_lead_dot_v1_dot_lead__service__pb2.ReceiveDealerWebhookRequest.SerializeToString,
             ccl_dot_lead_dot_v1_dot_lead__service__pb2.ReceiveDealerWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLeadPackages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccl.lead.v1.LeadService/ListLeadPackages',
+            ccl_dot_lead_dot_v1_dot_lead__service__pb2.ListLeadPackagesRequest.SerializeToString,
+            ccl_dot_lead_dot_v1_dot_lead__service__pb2.ListLeadPackagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLeadDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccl.lead.v1.LeadService/ListLeadDeliveries',
+            ccl_dot_lead_dot_v1_dot_lead__service__pb2.ListLeadDeliveriesRequest.SerializeToString,
+            ccl_dot_lead_dot_v1_dot_lead__service__pb2.ListLeadDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedeliverPackage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccl.lead.v1.LeadService/RedeliverPackage',
+            ccl_dot_lead_dot_v1_dot_lead__service__pb2.RedeliverPackageRequest.SerializeToString,
+            ccl_dot_lead_dot_v1_dot_lead__service__pb2.RedeliverPackageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RouteLead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccl.lead.v1.LeadService/RouteLead',
+            ccl_dot_lead_dot_v1_dot_lead__service__pb2.RouteLeadRequest.SerializeToString,
+            ccl_dot_lead_dot_v1_dot_lead__service__pb2.RouteLeadResponse.FromString,
             options,
             channel_credentials,
             insecure,

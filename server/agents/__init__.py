@@ -1,0 +1,1 @@
+"""The five agents and the orchestrator that coordinates them (one module each)."""

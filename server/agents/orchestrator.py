@@ -1,0 +1,330 @@
+"""The orchestrator: one lead flows VisitorIdentifier -> CreditCheck -> LeadPackaging -> delivery.
+
+1. Intake (one transaction): idempotency, validation already done, VisitorIdentifier's identity
+   and duplicate decision, the lead with its consent evidence, the first activity entries, the
+   idempotency record. Rejected input writes nothing.
+2. Credit check (outside any transaction: it may call FlexPath), then one transaction storing
+   the result and the lead's new status.
+3. Routing and packaging (one transaction), which also queues the delivery in the outbox.
+4. The delivery worker sends the package.
+
+Steps 2 and 3 run under a per-lead lease and record the next stage on the lead, so a retried
+request (same idempotency key) or the periodic sweep resumes a pipeline a crash interrupted,
+and two processes never run the same lead's steps at once. Bulk import runs the same steps on
+chunks of leads, batching each step's writes into one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import peewee as pw
+
+from server.agents.credit_check import CreditApplicant, CreditCheckAgent
+from server.agents.lead_packaging import LeadPackaging
+from server.agents.visitor_identifier import VisitorIdentifier
+from server.domain.leads import (
+    LeadInput,
+    LeadOutcome,
+    LeadRecord,
+    LeadStatus,
+    ProcessResult,
+    ValidLead,
+)
+from server.errors import AlreadyExistsError as ConflictError
+from server.errors import CclError, FailedPreconditionError, InvalidArgumentError
+from server.services.auth import Principal, Role
+from server.services.validation import validate_idempotency_key, validate_lead
+from server.storage import models as m
+from server.storage.db import Database
+from server.storage.leads import LeadRepository, StoredResult
+from server.storage.pipeline import STAGE_CREDIT_CHECKED, STAGE_INTAKE, PipelineRepository
+
+log = logging.getLogger("ccl.orchestrator")
+
+PIPELINE_LEASE = dt.timedelta(minutes=2)
+MAX_IMPORT_RECORDS = 100_000
+IMPORT_CHUNK = 100
+
+
+def request_fingerprint(lead: LeadInput) -> str:
+    """A stable hash of a submission, to tell a retry from a different request."""
+    canonical = json.dumps(dataclasses.asdict(lead), sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def dealer_of(principal: Principal) -> str | None:
+    return principal.dealer_id if principal.role is Role.DEALER else None
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    idempotency_key: str
+    lead: LeadInput | None
+    record_ref: str
+
+
+@dataclass(frozen=True)
+class ImportRecordResult:
+    record_ref: str
+    outcome: LeadOutcome
+    lead_id: str
+    reason: str
+
+
+def describe(error: CclError) -> str:
+    """A rejection reason for a per-record result: 'field: problem; ...' or the message."""
+    if isinstance(error, InvalidArgumentError) and error.violations:
+        return "; ".join(f"{v.field}: {v.description}" for v in error.violations)
+    return f"{error.reason}: {error.message}"
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        db: Database,
+        leads: LeadRepository,
+        pipeline: PipelineRepository,
+        identifier: VisitorIdentifier,
+        credit: CreditCheckAgent,
+        packaging: LeadPackaging,
+        *,
+        region: str,
+        on_delivery_queued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._db = db
+        self._leads = leads
+        self._pipeline = pipeline
+        self._identifier = identifier
+        self._credit = credit
+        self._packaging = packaging
+        self._region = region
+        self._on_delivery_queued = on_delivery_queued
+
+    # --- real time ------------------------------------------------------------------------
+
+    async def process(
+        self,
+        principal: Principal,
+        idempotency_key: str,
+        lead: LeadInput | None,
+        *,
+        source_dealer_id: str | None = None,
+    ) -> ProcessResult:
+        """Runs one lead through the whole pipeline and returns where it ended up."""
+        key = validate_idempotency_key(idempotency_key)
+        valid = validate_lead(lead, region=self._region)
+        assert lead is not None
+        stored = await self._intake(principal, key, lead, valid, source_dealer_id)
+        if stored.outcome is LeadOutcome.ACCEPTED:
+            await self.advance([stored.lead_id])
+        record = await self._db.run(self._leads.get, stored.lead_id)
+        return ProcessResult(
+            lead=record,
+            outcome=stored.outcome,
+            idempotent_replay=stored.replay,
+            returning_applicant=stored.returning_applicant,
+            identity=stored.identity,
+        )
+
+    async def _intake(
+        self,
+        principal: Principal,
+        key: str,
+        lead: LeadInput,
+        valid: ValidLead,
+        source_dealer_id: str | None,
+    ) -> StoredResult:
+        return await self._db.run(
+            self._leads.create,
+            valid,
+            scope=principal.scope,
+            idempotency_key=key,
+            request_hash=request_fingerprint(lead),
+            source_dealer_id=source_dealer_id or dealer_of(principal),
+            resolve=self._identifier.resolve_lead,
+        )
+
+    # --- the pipeline steps ---------------------------------------------------------------
+
+    async def advance(self, lead_ids: list[str]) -> None:
+        """Runs the remaining steps (credit check, routing) of the given leads, in batches.
+        Leads another process is working on, or that are done, are skipped."""
+        claimed = await self._db.run(self._pipeline.claim, lead_ids, m.utcnow(), PIPELINE_LEASE)
+        if not claimed:
+            return
+        try:
+            stages = await self._db.run(self._pipeline.stages, claimed)
+            to_check = [i for i in claimed if stages.get(i) == STAGE_INTAKE]
+            if to_check:
+                await self._credit_step(to_check)
+            stages = await self._db.run(self._pipeline.stages, claimed)
+            to_route = [i for i in claimed if stages.get(i) == STAGE_CREDIT_CHECKED]
+            if to_route:
+                await self._db.run(self._route_step, to_route)
+        finally:
+            await self._db.run(self._pipeline.release, claimed)
+
+    async def _credit_step(self, lead_ids: list[str]) -> None:
+        rows = await self._db.run(self._pipeline.applicants, lead_ids)
+        outcomes = await asyncio.gather(
+            *(
+                self._credit.check(
+                    CreditApplicant(
+                        lead_id=r.lead_id,
+                        first_name=r.first_name,
+                        last_name=r.last_name,
+                        street=r.street,
+                        city=r.city,
+                        state=r.state,
+                        zip_code=r.zip_code,
+                        date_of_birth=r.date_of_birth,
+                        monthly_income_cents=r.monthly_income_cents,
+                        consented_at=r.consented_at,
+                        consent_certificate_id=r.certificate_id,
+                    )
+                )
+                for r in rows
+            )
+        )
+
+        def store() -> None:
+            now = m.utcnow()
+            with self._db.transaction():
+                for row, outcome in zip(rows, outcomes, strict=True):
+                    self._pipeline.record_credit(
+                        row.lead_id, outcome.result, outcome.fallback_reason, now
+                    )
+
+        await self._db.run(store)
+
+    def _route_step(self, lead_ids: list[str]) -> None:
+        queued = False
+        with self._db.transaction():
+            now = m.utcnow()
+            for lead_id in lead_ids:
+                result = self._packaging.route(lead_id, now)
+                self._pipeline.finish(lead_id, now)
+                queued = queued or result.delivery_id is not None
+        if queued:
+            self._on_delivery_queued()
+
+    async def route(self, principal: Principal, lead_id: str) -> LeadRecord:
+        """Routes an unrouted lead again (RouteLead)."""
+        dealer = dealer_of(principal)
+        await self._db.run(self._leads.get, lead_id, dealer)  # NOT_FOUND for foreign leads
+
+        def reopen() -> None:
+            with self._db.transaction():
+                if not self._pipeline.unrouted(lead_id, dealer):
+                    raise FailedPreconditionError(
+                        "only an unrouted lead can be routed again", reason="LEAD_NOT_UNROUTED"
+                    )
+                m.Lead.update(pipeline_stage=STAGE_CREDIT_CHECKED).where(
+                    m.Lead.id == lead_id
+                ).execute()
+
+        await self._db.run(reopen)
+        await self.advance([lead_id])
+        return await self._db.run(self._leads.get, lead_id, dealer)
+
+    async def sweep(self, older_than: dt.timedelta) -> int:
+        """Resumes pipelines that stopped midway (a crash between steps); returns how many."""
+        stuck = await self._db.run(self._pipeline.stuck, m.utcnow(), older_than)
+        if stuck:
+            log.warning("resuming stopped pipelines", extra={"leads": len(stuck)})
+            await self.advance(stuck)
+        return len(stuck)
+
+    async def run_sweeper(self, stop: asyncio.Event, interval: float) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            if stop.is_set():
+                return
+            try:
+                await self.sweep(dt.timedelta(seconds=interval))
+            except Exception:
+                log.exception("pipeline sweep failed")
+
+    # --- bulk -----------------------------------------------------------------------------
+
+    async def import_leads(
+        self, principal: Principal, records: AsyncIterator[ImportRecord]
+    ) -> list[ImportRecordResult]:
+        """Processes a stream of records in chunks: one result per record, in order."""
+        results: list[ImportRecordResult] = []
+        chunk: list[ImportRecord] = []
+        count = 0
+        async for record in records:
+            count += 1
+            if count > MAX_IMPORT_RECORDS:
+                raise InvalidArgumentError(
+                    f"an import stream takes at most {MAX_IMPORT_RECORDS} records",
+                    reason="IMPORT_TOO_LARGE",
+                )
+            chunk.append(record)
+            if len(chunk) >= IMPORT_CHUNK:
+                results += await self._import_chunk(principal, chunk)
+                chunk = []
+        if chunk:
+            results += await self._import_chunk(principal, chunk)
+        return results
+
+    async def _import_chunk(
+        self, principal: Principal, chunk: list[ImportRecord]
+    ) -> list[ImportRecordResult]:
+        results: dict[int, ImportRecordResult] = {}
+        valid: list[tuple[int, ImportRecord, str, ValidLead]] = []
+        for i, record in enumerate(chunk):
+            try:
+                key = validate_idempotency_key(record.idempotency_key)
+                valid.append((i, record, key, validate_lead(record.lead, region=self._region)))
+            except CclError as e:
+                results[i] = ImportRecordResult(record.record_ref, LeadOutcome.REJECTED, "", describe(e))
+
+        def intake_all() -> list[tuple[int, StoredResult | CclError]]:
+            out: list[tuple[int, StoredResult | CclError]] = []
+            with self._db.transaction():
+                for i, record, key, lead in valid:
+                    assert record.lead is not None
+                    request_hash = request_fingerprint(record.lead)
+                    try:
+                        with self._db.db.atomic():  # a savepoint: one bad record undoes itself
+                            stored = self._leads.create_in_transaction(
+                                lead,
+                                scope=principal.scope,
+                                idempotency_key=key,
+                                request_hash=request_hash,
+                                source_dealer_id=dealer_of(principal),
+                                resolve=self._identifier.resolve_lead,
+                            )
+                        out.append((i, stored))
+                    except CclError as e:
+                        out.append((i, e))
+                    except pw.IntegrityError:
+                        # Another stream stored the same key first: answer with its result.
+                        earlier = self._leads.replay(principal.scope, key, request_hash)
+                        out.append((i, earlier or ConflictError("record conflicts", "CONFLICT")))
+            return out
+
+        accepted: list[str] = []
+        for i, stored in await self._db.run(intake_all):
+            ref = chunk[i].record_ref
+            if isinstance(stored, CclError):
+                results[i] = ImportRecordResult(ref, LeadOutcome.REJECTED, "", describe(stored))
+                continue
+            results[i] = ImportRecordResult(ref, stored.outcome, stored.lead_id, "")
+            if stored.outcome is LeadOutcome.ACCEPTED:
+                accepted.append(stored.lead_id)
+        if accepted:
+            await self.advance(accepted)
+        return [results[i] for i in range(len(chunk))]

@@ -1,0 +1,394 @@
+"""Dealer lead packages: one lead rendered as ADF 1.0 XML or as JSON (pure, no I/O).
+
+A package carries what a dealer needs to call the applicant and structure a deal: contact
+details, the vehicle, down payment, monthly income, a credit summary, the lead score and the
+TCPA consent evidence. It never carries a date of birth or any SSN: `PackageData` has no field
+for either, so neither format can leak them.
+
+Both formats carry the same text. Every string is first cleaned of the characters XML 1.0
+cannot represent (most C0 controls, lone surrogates, U+FFFE and U+FFFF); all other unicode is
+kept as is.
+
+JSON shape (`ccl.lead_package.v1`; keys in this order, money in integer cents, times ISO 8601
+with offset, strings `""` when not given, numbers `null` when unknown)::
+
+    {
+      "schema": "ccl.lead_package.v1",
+      "lead_id": str,
+      "created_at": "2026-11-24T23:58:21+00:00",
+      "applicant": {"first_name", "last_name", "email", "phone_e164",
+                    "address": {"street", "street2", "city", "state", "zip_code", "country"}},
+      "vehicle": {"interest": "buy", "status": "used", "year": int | null, "make", "model",
+                  "trim", "vin", "price_cents": int | null},
+      "finance": {"method": "finance", "down_payment_cents": int, "monthly_income_cents": int},
+      "credit": {"decision", "tier", "score_band", "max_payment_cents", "max_amount_cents",
+                 "source"} | null,
+      "score": int,
+      "dealer": {"id", "name"},
+      "consent": {"tcpa": bool, "consented_at": str | null, "certificate_id", "page_url"},
+      "source": str,
+      "comments": str,
+      "provider": {"name", "service", "url"}
+    }
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from lxml import etree
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+__all__ = [
+    "ADF_CONTENT_TYPE",
+    "FORMATS",
+    "JSON_CONTENT_TYPE",
+    "JSON_SCHEMA",
+    "PROVIDER_NAME",
+    "PackageConsent",
+    "PackageCredit",
+    "PackageData",
+    "PackageVehicle",
+    "clean_text",
+    "render",
+    "render_adf",
+    "render_json",
+]
+
+# RFC 7303 prefers application/xml to text/xml: with text/* a missing charset parameter means
+# US-ASCII to some HTTP clients, while application/xml leaves the encoding to the XML
+# declaration, which says UTF-8. (The unregistered application/x-adf+xml is unknown to most
+# dealer CRMs.)
+ADF_CONTENT_TYPE = "application/xml"
+# RFC 8259: JSON is UTF-8 and the media type has no charset parameter.
+JSON_CONTENT_TYPE = "application/json"
+JSON_SCHEMA = "ccl.lead_package.v1"
+FORMATS = ("adf", "json")
+PROVIDER_NAME = "Complete Car Loans"
+
+# lxml writes the declaration with single quotes; dealer parsers that match it literally
+# expect the form the ADF specification shows, so it is written as this fixed header.
+_XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+# Everything outside XML 1.0's `Char` production; the surrogate range also catches lone
+# surrogates, which no UTF-8 encoder accepts either.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_COUNTRY = "US"
+_CURRENCY = "USD"
+
+D = TypeVar("D", bound="DataclassInstance")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackageVehicle:
+    """The vehicle the applicant asked about; `""` and 0 mean not known."""
+
+    year: int = 0
+    make: str = ""
+    model: str = ""
+    trim: str = ""
+    vin: str = ""
+    price_cents: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackageCredit:
+    """The dealer-facing credit summary: no bureau data, no reference ids."""
+
+    decision: str
+    tier: str
+    score_band: str
+    max_payment_cents: int = 0
+    max_amount_cents: int = 0
+    source: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackageConsent:
+    """TCPA consent evidence, so the dealer may call or text the applicant."""
+
+    tcpa: bool
+    consented_at: dt.datetime | None = None
+    certificate_id: str = ""
+    page_url: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackageData:
+    """Everything a dealer package holds. Naive datetimes are UTC."""
+
+    lead_id: str
+    created_at: dt.datetime
+    first_name: str
+    last_name: str
+    email: str
+    phone_e164: str
+    street: str = ""
+    street2: str = ""
+    city: str = ""
+    state: str = ""
+    zip_code: str = ""
+    vehicle: PackageVehicle = field(default_factory=PackageVehicle)
+    down_payment_cents: int = 0
+    monthly_income_cents: int = 0
+    credit: PackageCredit | None = None
+    score: int = 0
+    dealer_id: str
+    dealer_name: str
+    consent: PackageConsent
+    source: str = ""
+    comments: str = ""
+    provider_name: str = PROVIDER_NAME
+    provider_service: str = ""
+    provider_url: str = ""
+
+
+def clean_text(value: str) -> str:
+    """Drop the characters XML 1.0 cannot carry; keep every other character."""
+    return _NOT_XML_CHAR.sub("", value)
+
+
+def render(data: PackageData, fmt: str) -> tuple[bytes, str]:
+    """The package in `fmt` ("adf" or "json") and its content type."""
+    if fmt == "adf":
+        return render_adf(data), ADF_CONTENT_TYPE
+    if fmt == "json":
+        return render_json(data), JSON_CONTENT_TYPE
+    raise ValueError(f"unknown package format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def render_adf(data: PackageData) -> bytes:
+    """The package as an ADF 1.0 document in UTF-8, elements in the order the DTD gives."""
+    d = _cleaned(data)
+    adf = etree.Element("adf")
+    adf.addprevious(etree.ProcessingInstruction("adf", 'version="1.0"'))
+    prospect = _sub(adf, "prospect", status="new")
+    _sub(prospect, "id", d.lead_id, sequence="1", source=d.provider_name)
+    _sub(prospect, "requestdate", _iso(d.created_at))
+    _add_vehicle(prospect, d)
+    _add_customer(prospect, d)
+
+    vendor = _sub(prospect, "vendor")
+    _sub(vendor, "id", d.dealer_id, source=d.provider_name)
+    _sub(vendor, "vendorname", d.dealer_name)
+    # The DTD requires a vendor contact; CRMs that ignore <vendorname> read the dealer here.
+    _sub(_sub(vendor, "contact"), "name", d.dealer_name, part="full")
+
+    provider = _sub(prospect, "provider")
+    _sub(provider, "name", d.provider_name, part="full")
+    if d.provider_service:
+        _sub(provider, "service", d.provider_service)
+    if d.provider_url:
+        _sub(provider, "url", d.provider_url)
+
+    body = etree.tostring(
+        adf.getroottree(), encoding="UTF-8", xml_declaration=False, pretty_print=True
+    )
+    return _XML_DECLARATION + body
+
+
+def render_json(data: PackageData) -> bytes:
+    """The package as a `ccl.lead_package.v1` JSON document in UTF-8 (shape in the docstring)."""
+    d = _cleaned(data)
+    v = d.vehicle
+    c = d.credit
+    consented_at = d.consent.consented_at
+    credit = (
+        None
+        if c is None
+        else {
+            "decision": c.decision,
+            "tier": c.tier,
+            "score_band": c.score_band,
+            "max_payment_cents": c.max_payment_cents,
+            "max_amount_cents": c.max_amount_cents,
+            "source": c.source,
+        }
+    )
+    doc: dict[str, Any] = {
+        "schema": JSON_SCHEMA,
+        "lead_id": d.lead_id,
+        "created_at": _iso(d.created_at),
+        "applicant": {
+            "first_name": d.first_name,
+            "last_name": d.last_name,
+            "email": d.email,
+            "phone_e164": d.phone_e164,
+            "address": {
+                "street": d.street,
+                "street2": d.street2,
+                "city": d.city,
+                "state": d.state,
+                "zip_code": d.zip_code,
+                "country": _COUNTRY,
+            },
+        },
+        "vehicle": {
+            "interest": "buy",
+            "status": "used",
+            "year": v.year or None,
+            "make": v.make,
+            "model": v.model,
+            "trim": v.trim,
+            "vin": v.vin,
+            "price_cents": v.price_cents or None,
+        },
+        "finance": {
+            "method": "finance",
+            "down_payment_cents": d.down_payment_cents,
+            "monthly_income_cents": d.monthly_income_cents,
+        },
+        "credit": credit,
+        "score": d.score,
+        "dealer": {"id": d.dealer_id, "name": d.dealer_name},
+        "consent": {
+            "tcpa": d.consent.tcpa,
+            "consented_at": None if consented_at is None else _iso(consented_at),
+            "certificate_id": d.consent.certificate_id,
+            "page_url": d.consent.page_url,
+        },
+        "source": d.source,
+        "comments": d.comments,
+        "provider": {"name": d.provider_name, "service": d.provider_service, "url": d.provider_url},
+    }
+    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _add_vehicle(prospect: etree._Element, d: PackageData) -> None:
+    v = d.vehicle
+    vehicle = _sub(prospect, "vehicle", interest="buy", status="used")
+    # year, make and model are required by the DTD even when the applicant gave none.
+    _sub(vehicle, "year", str(v.year) if v.year > 0 else "")
+    _sub(vehicle, "make", v.make)
+    _sub(vehicle, "model", v.model)
+    if v.vin:
+        _sub(vehicle, "vin", v.vin)
+    if v.trim:
+        _sub(vehicle, "trim", v.trim)
+    if v.price_cents > 0:
+        _sub(vehicle, "price", _dollars(v.price_cents), type="asking", currency=_CURRENCY)
+
+    finance = _sub(vehicle, "finance")
+    _sub(finance, "method", "finance")
+    # ADF's amount types are downpayment, monthly and total; `limit` says how to read each.
+    _sub(
+        finance,
+        "amount",
+        _dollars(d.down_payment_cents),
+        type="downpayment",
+        limit="exact",
+        currency=_CURRENCY,
+    )
+    c = d.credit
+    if c is not None and c.max_payment_cents > 0:
+        _sub(
+            finance,
+            "amount",
+            _dollars(c.max_payment_cents),
+            type="monthly",
+            limit="maximum",
+            currency=_CURRENCY,
+        )
+    if c is not None and c.max_amount_cents > 0:
+        _sub(
+            finance,
+            "amount",
+            _dollars(c.max_amount_cents),
+            type="total",
+            limit="maximum",
+            currency=_CURRENCY,
+        )
+
+
+def _add_customer(prospect: etree._Element, d: PackageData) -> None:
+    customer = _sub(prospect, "customer")
+    contact = _sub(customer, "contact")
+    _sub(contact, "name", d.first_name, part="first")
+    _sub(contact, "name", d.last_name, part="last")
+    _sub(contact, "email", d.email)
+    _sub(contact, "phone", d.phone_e164, type="voice")
+    address = _sub(contact, "address")
+    _sub(address, "street", d.street, line="1")
+    if d.street2:
+        _sub(address, "street", d.street2, line="2")
+    if d.city:
+        _sub(address, "city", d.city)
+    if d.state:
+        _sub(address, "regioncode", d.state)
+    if d.zip_code:
+        _sub(address, "postalcode", d.zip_code)
+    _sub(address, "country", _COUNTRY)
+    _sub(customer, "comments", _summary(d))
+
+
+def _summary(d: PackageData) -> str:
+    """The dealer's one-glance view: credit, score, income, consent, then the applicant's words.
+
+    Each value is put on one line, so text from the web form cannot forge a summary line.
+    """
+    c = d.credit
+    if c is None:
+        credit = "Credit: not checked"
+    else:
+        credit = (
+            f"Credit: {_one_line(c.decision) or 'unknown'};"
+            f" tier {_one_line(c.tier) or 'none'};"
+            f" score band {_one_line(c.score_band) or 'none'}"
+        )
+    consented_at = d.consent.consented_at
+    if d.consent.tcpa:
+        when = "time unknown" if consented_at is None else _iso(consented_at)
+        cert = _one_line(d.consent.certificate_id) or "none"
+        consent = f"TCPA consent: granted {when}; certificate {cert}"
+    else:
+        consent = "TCPA consent: not granted"
+    lines = [
+        credit,
+        f"Lead score: {d.score}/100",
+        f"Monthly income: ${d.monthly_income_cents // 100:,}",
+        consent,
+    ]
+    if source := _one_line(d.source):
+        lines.append(f"Lead source: {source}")
+    if said := _one_line(d.comments):
+        lines.append(f"Applicant comments: {said}")
+    return "\n".join(lines)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+    child = etree.SubElement(parent, tag, attrs)
+    if text is not None:
+        child.text = text
+    return child
+
+
+def _dollars(cents: int) -> str:
+    # Whole dollars, rounded down, so no amount is ever overstated to the dealer.
+    return str(cents // 100)
+
+
+def _iso(ts: dt.datetime) -> str:
+    aware = ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)
+    return aware.isoformat(timespec="seconds")
+
+
+def _cleaned(obj: D) -> D:
+    """A copy of a package dataclass with `clean_text` applied to every string, at any depth."""
+    changes: dict[str, object] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, str):
+            changes[f.name] = clean_text(value)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            changes[f.name] = _cleaned(value)
+    return dataclasses.replace(obj, **changes)

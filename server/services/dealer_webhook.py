@@ -1,0 +1,229 @@
+"""Inbound dealer CRM webhook: verified, then one result per event.
+
+A request is accepted only when (1) it carries the dealer's API key, (2) `x-ccl-timestamp` is
+within the tolerance of now (replays of old captures fail), and (3) `x-ccl-signature` equals
+`sha256=` + hex HMAC-SHA256(dealer signing secret, timestamp + "." + raw body). Then each event
+is handled on its own, idempotent by (dealer, event id):
+
+- `{"event_id", "type": "lead", "lead": {LeadInput JSON}}`: a lead the dealer sourced, run
+  through the same pipeline, attributed to the dealer;
+- `{"event_id", "type": "status", "lead_id", "status": contacted|appointment_set|sold|lost|
+  returned, "reason"}`: a status update on a lead we delivered to this dealer (`returned` needs
+  a reason). A dealer can touch only its own leads.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import peewee as pw
+
+from server.adapters.dealer_crm import sign
+from server.agents.orchestrator import Orchestrator, describe
+from server.domain.leads import AgentName, LeadInput, LeadOutcome, LeadStatus
+from server.errors import (
+    CclError,
+    InvalidArgumentError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+)
+from server.services.auth import Principal, Role
+from server.storage import models as m
+from server.storage.db import Database
+from server.storage.leads import append_activities
+
+MAX_EVENTS = 500
+DEALER_STATUSES = {
+    "contacted": LeadStatus.CONTACTED,
+    "appointment_set": LeadStatus.APPOINTMENT_SET,
+    "sold": LeadStatus.SOLD,
+    "lost": LeadStatus.LOST,
+    "returned": LeadStatus.RETURNED,
+}
+# A dealer reports on leads it received; earlier states (not yet delivered) cannot move.
+UPDATABLE_FROM = frozenset(
+    s.value
+    for s in (
+        LeadStatus.PACKAGED,
+        LeadStatus.DELIVERED,
+        LeadStatus.CONTACTED,
+        LeadStatus.APPOINTMENT_SET,
+        LeadStatus.SOLD,
+        LeadStatus.LOST,
+        LeadStatus.RETURNED,
+    )
+)
+
+
+@dataclass(frozen=True)
+class EventResult:
+    event_id: str
+    status: str  # accepted | duplicate | rejected
+    reason: str = ""
+    lead_id: str = ""
+
+
+class DealerWebhookService:
+    def __init__(
+        self,
+        db: Database,
+        orchestrator: Orchestrator,
+        parse_lead: Callable[[Any], LeadInput],
+        tolerance_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = db
+        self._orchestrator = orchestrator
+        self._parse_lead = parse_lead
+        self._tolerance = tolerance_seconds
+        self._clock = clock
+
+    async def receive(
+        self, principal: Principal, body: bytes, timestamp: str, signature: str
+    ) -> list[EventResult]:
+        if principal.role is not Role.DEALER or not principal.dealer_id:
+            raise PermissionDeniedError(
+                "the dealer webhook takes a dealer API key", reason="DEALER_KEY_REQUIRED"
+            )
+        dealer_id = principal.dealer_id
+        secret = await self._db.run(self._secret, dealer_id)
+        self._verify(secret, body, timestamp, signature)
+        events = self._events(body)
+        return [await self._handle(principal, dealer_id, i, e) for i, e in enumerate(events)]
+
+    @staticmethod
+    def _secret(dealer_id: str) -> str:
+        dealer = m.Dealer.get_or_none(m.Dealer.id == dealer_id)
+        return (dealer.signing_secret or "") if dealer else ""
+
+    def _verify(self, secret: str, body: bytes, timestamp: str, signature: str) -> None:
+        try:
+            sent = int(timestamp)
+        except ValueError:
+            sent = None
+        if sent is None or abs(self._clock() - sent) > self._tolerance:
+            raise UnauthenticatedError(
+                "x-ccl-timestamp is missing or too far from now", reason="TIMESTAMP_OUT_OF_RANGE"
+            )
+        if not secret or not hmac.compare_digest(sign(secret, timestamp, body), signature):
+            raise UnauthenticatedError(
+                "x-ccl-signature does not match the body", reason="SIGNATURE_INVALID"
+            )
+
+    @staticmethod
+    def _events(body: bytes) -> list[Any]:
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise _bad_body("the body is not JSON") from e
+        events = document.get("events") if isinstance(document, dict) else None
+        if not isinstance(events, list):
+            raise _bad_body('the body must be {"events": [...]}')
+        if len(events) > MAX_EVENTS:
+            raise _bad_body(f"at most {MAX_EVENTS} events per request")
+        return events
+
+    async def _handle(self, principal: Principal, dealer_id: str, index: int, event: Any) -> EventResult:
+        if not isinstance(event, dict):
+            return EventResult("", "rejected", "INVALID_EVENT: an event must be an object")
+        event_id = event.get("event_id")
+        if not isinstance(event_id, str) or not 0 < len(event_id) <= 128:
+            return EventResult("", "rejected", f"INVALID_EVENT: events[{index}].event_id is required")
+        earlier = await self._db.run(self._seen, dealer_id, event_id)
+        if earlier is not None:
+            return EventResult(event_id, "duplicate", "", earlier.lead_id or "")
+        kind = event.get("type")
+        if kind == "lead":
+            result = await self._lead_event(principal, dealer_id, event_id, event.get("lead"))
+        elif kind == "status":
+            result = await self._db.run(self._status_event, dealer_id, event_id, event)
+        else:
+            result = EventResult(event_id, "rejected", 'INVALID_EVENT: type must be "lead" or "status"')
+        return await self._db.run(self._remember, dealer_id, str(kind), result)
+
+    @staticmethod
+    def _seen(dealer_id: str, event_id: str) -> m.DealerEvent | None:
+        return m.DealerEvent.get_or_none(
+            (m.DealerEvent.dealer == dealer_id) & (m.DealerEvent.event_id == event_id)
+        )
+
+    def _remember(self, dealer_id: str, kind: str, result: EventResult) -> EventResult:
+        try:
+            with self._db.transaction():
+                m.DealerEvent.create(
+                    dealer=dealer_id,
+                    event_id=result.event_id,
+                    event_type=kind[:16],
+                    result=result.status,
+                    reason=result.reason[:1000],
+                    lead=result.lead_id or None,
+                )
+        except pw.IntegrityError:
+            # The same event arrived twice at once; the other copy was recorded first.
+            return EventResult(result.event_id, "duplicate", "", result.lead_id)
+        return result
+
+    async def _lead_event(
+        self, principal: Principal, dealer_id: str, event_id: str, payload: Any
+    ) -> EventResult:
+        try:
+            lead = self._parse_lead(payload)
+        except ValueError:
+            return EventResult(event_id, "rejected", "INVALID_EVENT: lead is not a valid lead object")
+        try:
+            result = await self._orchestrator.process(
+                principal, f"dealer-event:{event_id}", lead, source_dealer_id=dealer_id
+            )
+        except CclError as e:
+            return EventResult(event_id, "rejected", describe(e))
+        status = "duplicate" if result.outcome is LeadOutcome.DUPLICATE else "accepted"
+        return EventResult(event_id, status, "", result.lead.lead_id)
+
+    def _status_event(self, dealer_id: str, event_id: str, event: dict[str, Any]) -> EventResult:
+        lead_id, status = event.get("lead_id"), event.get("status")
+        reason = event.get("reason") or ""
+        if status not in DEALER_STATUSES:
+            return EventResult(event_id, "rejected", f"INVALID_STATUS: one of {', '.join(DEALER_STATUSES)}")
+        if not isinstance(reason, str) or len(reason) > 500:
+            return EventResult(event_id, "rejected", "INVALID_EVENT: reason must be text (max 500)")
+        if status == "returned" and not reason.strip():
+            return EventResult(event_id, "rejected", "REASON_REQUIRED: a returned lead needs a reason")
+        if not isinstance(lead_id, str):
+            return EventResult(event_id, "rejected", "LEAD_NOT_FOUND")
+        now = m.utcnow()
+        with self._db.transaction():
+            lead = m.Lead.get_or_none((m.Lead.id == lead_id) & (m.Lead.dealer == dealer_id))
+            if lead is None:
+                # Also for another dealer's lead: its existence is not disclosed.
+                return EventResult(event_id, "rejected", "LEAD_NOT_FOUND", "")
+            if lead.status not in UPDATABLE_FROM:
+                return EventResult(
+                    event_id, "rejected", f"INVALID_TRANSITION: the lead is {lead.status}", lead_id
+                )
+            new = DEALER_STATUSES[status]
+            m.Lead.update(status=new.value, reason=reason.strip(), updated_at=now).where(
+                m.Lead.id == lead_id
+            ).execute()
+            append_activities(
+                lead_id,
+                [
+                    (
+                        AgentName.LEAD_PACKAGING,
+                        "dealer.status_updated",
+                        f"Dealer reports {status}",
+                        {"from": lead.status, "to": new.value, "event_id": event_id,
+                         "reason_given": bool(reason.strip())},
+                    )
+                ],
+                at=now,
+            )  # fmt: skip
+        return EventResult(event_id, "accepted", "", lead_id)
+
+
+def _bad_body(message: str) -> InvalidArgumentError:
+    return InvalidArgumentError(message, reason="INVALID_WEBHOOK_BODY")

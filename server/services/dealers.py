@@ -1,0 +1,175 @@
+"""Dealer administration: validated create/update, reads; signing secrets never leave."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+
+from server.domain.dealers import DealerInput, DealerRecord
+from server.domain.leads import PageResult
+from server.errors import FieldViolation, InvalidArgumentError, NotFoundError
+from server.services.validation import US_STATES
+from server.storage import models as m
+from server.storage.db import Database
+from server.storage.pagination import decode_token, encode_token, invalid_page_token, page_size
+
+UPDATABLE = frozenset(DealerInput.__dataclass_fields__)
+TIERS = frozenset("ABCDE")
+_ZIP_PREFIX = re.compile(r"^\d{1,5}$")
+
+
+def validate_dealer(d: DealerInput, fields: frozenset[str] = UPDATABLE) -> DealerInput:
+    """Normalises and checks the given fields; raises naming every bad one."""
+    v: list[FieldViolation] = []
+    out = DealerInput(**{k: getattr(d, k) for k in DealerInput.__dataclass_fields__})
+    if "name" in fields:
+        out.name = d.name.strip()
+        if not out.name or len(out.name) > 200:
+            v.append(FieldViolation("dealer.name", "is required (at most 200 characters)"))
+    if "states" in fields:
+        out.states = sorted({s.strip().upper() for s in d.states})
+        bad = [s for s in out.states if s not in US_STATES]
+        if bad:
+            v.append(FieldViolation("dealer.states", "must be two-letter US state codes"))
+    if "zip_prefixes" in fields:
+        out.zip_prefixes = sorted({z.strip() for z in d.zip_prefixes})
+        if any(not _ZIP_PREFIX.match(z) for z in out.zip_prefixes):
+            v.append(FieldViolation("dealer.zip_prefixes", "must be 1 to 5 digits each"))
+    if "accepted_tiers" in fields:
+        out.accepted_tiers = sorted({t.strip().upper() for t in d.accepted_tiers})
+        if any(t not in TIERS for t in out.accepted_tiers):
+            v.append(FieldViolation("dealer.accepted_tiers", "must be tiers A to E"))
+    if "daily_cap" in fields and not 0 <= d.daily_cap <= 100_000:
+        v.append(FieldViolation("dealer.daily_cap", "must be between 0 and 100000"))
+    if "priority" in fields and not 0 <= d.priority <= 1000:
+        v.append(FieldViolation("dealer.priority", "must be between 0 and 1000"))
+    if "weight" in fields and not 1 <= d.weight <= 100:
+        v.append(FieldViolation("dealer.weight", "must be between 1 and 100"))
+    if "endpoint_url" in fields:
+        out.endpoint_url = d.endpoint_url.strip()
+        if out.endpoint_url and (
+            not out.endpoint_url.startswith(("https://", "http://")) or len(out.endpoint_url) > 2048
+        ):
+            v.append(FieldViolation("dealer.endpoint_url", "must be an http(s) URL"))
+    if "delivery_format" in fields:
+        out.delivery_format = d.delivery_format or "json"
+        if out.delivery_format not in ("json", "adf"):
+            v.append(FieldViolation("dealer.delivery_format", "must be json or adf"))
+    if "signing_secret" in fields and d.signing_secret and len(d.signing_secret) < 16:
+        v.append(FieldViolation("dealer.signing_secret", "must be at least 16 characters"))
+    if v:
+        raise InvalidArgumentError("the dealer is not valid", reason="INVALID_DEALER", violations=v)
+    return out
+
+
+def _record(r: m.Dealer) -> DealerRecord:
+    return DealerRecord(
+        dealer_id=r.id,
+        name=r.name,
+        states=json.loads(r.states_json),
+        zip_prefixes=json.loads(r.zip_prefixes_json),
+        accepted_tiers=json.loads(r.accepted_tiers_json),
+        daily_cap=r.daily_cap,
+        priority=r.priority,
+        weight=r.weight,
+        endpoint_url=r.endpoint_url,
+        delivery_format=r.delivery_format,
+        signing_secret_set=bool(r.signing_secret),
+        active=r.active,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+def _columns(d: DealerInput, fields: frozenset[str]) -> dict[str, object]:
+    mapping: dict[str, object] = {
+        "name": d.name,
+        "states_json": json.dumps(d.states),
+        "zip_prefixes_json": json.dumps(d.zip_prefixes),
+        "accepted_tiers_json": json.dumps(d.accepted_tiers),
+        "daily_cap": d.daily_cap,
+        "priority": d.priority,
+        "weight": d.weight,
+        "endpoint_url": d.endpoint_url,
+        "delivery_format": d.delivery_format,
+        "signing_secret": d.signing_secret,
+        "active": d.active,
+    }
+    names = {
+        "states": "states_json",
+        "zip_prefixes": "zip_prefixes_json",
+        "accepted_tiers": "accepted_tiers_json",
+    }
+    return {names.get(f, f): mapping[names.get(f, f)] for f in fields}
+
+
+class DealerService:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, dealer: DealerInput) -> tuple[DealerRecord, str]:
+        """Creates a dealer; returns it and the generated signing secret ("" if one was given)."""
+        valid = validate_dealer(dealer)
+        generated = "" if valid.signing_secret else secrets.token_urlsafe(32)
+        valid.signing_secret = valid.signing_secret or generated
+        return await self._db.run(self._create, valid), generated
+
+    def _create(self, d: DealerInput) -> DealerRecord:
+        with self._db.transaction():
+            row = m.Dealer.create(**_columns(d, UPDATABLE))
+        return _record(m.Dealer.get_by_id(row.id))
+
+    async def get(self, dealer_id: str) -> DealerRecord:
+        return await self._db.run(self._get, dealer_id)
+
+    @staticmethod
+    def _get(dealer_id: str) -> DealerRecord:
+        row = m.Dealer.get_or_none(m.Dealer.id == dealer_id)
+        if row is None:
+            raise NotFoundError("dealer not found", reason="DEALER_NOT_FOUND")
+        return _record(row)
+
+    async def list(self, size: int, token: str) -> PageResult[DealerRecord]:
+        return await self._db.run(self._list, page_size(size, 50), token)
+
+    @staticmethod
+    def _list(size: int, token: str) -> PageResult[DealerRecord]:
+        query = m.Dealer.select()
+        if token:
+            cursor = decode_token("dealers", token)
+            if not isinstance(cursor.get("n"), str) or not isinstance(cursor.get("i"), str):
+                raise invalid_page_token()
+            query = query.where(
+                (m.Dealer.name > cursor["n"]) | ((m.Dealer.name == cursor["n"]) & (m.Dealer.id > cursor["i"]))
+            )
+        rows = list(query.order_by(m.Dealer.name, m.Dealer.id).limit(size + 1))
+        more = len(rows) > size
+        rows = rows[:size]
+        next_token = encode_token("dealers", {"n": rows[-1].name, "i": rows[-1].id}) if more else ""
+        return PageResult(items=[_record(r) for r in rows], next_page_token=next_token)
+
+    async def update(self, dealer_id: str, dealer: DealerInput, fields: list[str]) -> DealerRecord:
+        unknown = sorted(set(fields) - UPDATABLE)
+        if unknown or not fields:
+            raise InvalidArgumentError(
+                "update_mask names no updatable field" if not fields else "update_mask is not valid",
+                reason="INVALID_DEALER",
+                violations=[FieldViolation("update_mask", f"unknown field(s): {', '.join(unknown)}")]
+                if unknown
+                else [FieldViolation("update_mask", "is required")],
+            )
+        chosen = frozenset(fields)
+        valid = validate_dealer(dealer, chosen)
+        return await self._db.run(self._update, dealer_id, valid, chosen)
+
+    def _update(self, dealer_id: str, d: DealerInput, fields: frozenset[str]) -> DealerRecord:
+        with self._db.transaction():
+            updated = (
+                m.Dealer.update(**_columns(d, fields), updated_at=m.utcnow())
+                .where(m.Dealer.id == dealer_id)
+                .execute()
+            )
+        if not updated:
+            raise NotFoundError("dealer not found", reason="DEALER_NOT_FOUND")
+        return self._get(dealer_id)
