@@ -120,7 +120,7 @@ def cmd_dealers_create(args: argparse.Namespace) -> int:
 
 
 def cmd_dealers_list(args: argparse.Namespace) -> int:
-    page = _with_app(lambda app: asyncio.run(app.dealers.list(500, "")))
+    page = _with_app(lambda app: asyncio.run(app.dealers.list_dealers(500, "")))
     for d in page.items:
         area = ",".join(d.states + [z + "*" for z in d.zip_prefixes]) or "-"
         state = "active" if d.active else "inactive"
@@ -143,9 +143,7 @@ def cmd_dealers_update(args: argparse.Namespace) -> int:
     }
     fields = [k for k, v in changes.items() if v is not None]
     dealer = DealerInput(**{k: v for k, v in changes.items() if v is not None})
-    record = _with_app(
-        lambda app: asyncio.run(app.dealers.update(args.dealer_id, dealer, fields))
-    )
+    record = _with_app(lambda app: asyncio.run(app.dealers.update(args.dealer_id, dealer, fields)))
     print(f"updated {record.dealer_id}: {', '.join(fields)}")
     return 0
 
@@ -226,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_dealers_create)
     p = dealers.add_parser("list", help="list dealers")
     p.set_defaults(fn=cmd_dealers_list)
-    p = dealers.add_parser("update", help="change a dealer's cap, priority, weight, endpoint or state")
+    p = dealers.add_parser(
+        "update", help="change a dealer's cap, priority, weight, endpoint or state"
+    )
     p.add_argument("dealer_id")
     p.add_argument("--daily-cap", type=int)
     p.add_argument("--priority", type=int)

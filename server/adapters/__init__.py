@@ -1,1 +1,3 @@
-"""Adapters to external systems (FlexPath, dealer CRMs, Mailgun, OpenAI): real HTTP clients that translate failures into domain errors."""
+"""Adapters to external systems (FlexPath, dealer CRMs, Mailgun, OpenAI).
+
+Real HTTP clients that translate what fails below them into domain errors."""

@@ -88,8 +88,10 @@ class DealerCrmClient:
             # The error's class names the failure (ConnectError, ...) without echoing the body.
             return AttemptResult(Outcome.RETRY, 0, type(e).__name__, _ms(start))
         outcome = classify(response.status_code)
-        error = "" if outcome is Outcome.DELIVERED else f"HTTP {response.status_code}: " + (
-            response.text[:200].replace("\n", " ")
+        error = (
+            ""
+            if outcome is Outcome.DELIVERED
+            else f"HTTP {response.status_code}: " + (response.text[:200].replace("\n", " "))
         )
         return AttemptResult(outcome, response.status_code, error, _ms(start))
 

@@ -59,7 +59,7 @@ class DeliveryWorker:
 
     def backoff(self, attempt: int) -> float:
         """Seconds before retry number `attempt` (1-based), with full jitter."""
-        delay = min(self._cap, self._base * (2 ** (attempt - 1)))
+        delay = min(self._cap, self._base * 2.0 ** (attempt - 1))
         return delay * random.uniform(0.5, 1.0)  # noqa: S311 (jitter, not security)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -125,7 +125,9 @@ class DeliveryWorker:
             },
         )
 
-    def _next_state(self, due: DueDelivery, result: AttemptResult) -> tuple[str, dt.datetime | None]:
+    def _next_state(
+        self, due: DueDelivery, result: AttemptResult
+    ) -> tuple[str, dt.datetime | None]:
         if result.outcome is Outcome.DELIVERED:
             return "delivered", None
         if result.outcome is Outcome.REJECTED:

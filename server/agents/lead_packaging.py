@@ -34,6 +34,7 @@ import datetime as dt
 import json
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import peewee as pw
 
@@ -141,7 +142,9 @@ class LeadPackaging:
             return RoutingResult(status, None, None, None, score)
 
         fmt = dealer.delivery_format if dealer.delivery_format in ("adf", "json") else "json"
-        body, content_type = packages.render(self._package_data(lead, credit, tcpa, dealer, score, now), fmt)
+        body, content_type = packages.render(
+            self._package_data(lead, credit, tcpa, dealer, score, now), fmt
+        )
         package = m.LeadPackage.create(
             lead=lead_id,
             dealer=dealer.id,
@@ -205,7 +208,7 @@ class LeadPackaging:
                 candidates.append(dealer)
         if not candidates:
             return None
-        today = dict(
+        counts: Any = (
             m.LeadPackage.select(m.LeadPackage.dealer, pw.fn.COUNT(pw.SQL("*")))
             .where(
                 m.LeadPackage.dealer.in_([d.id for d in candidates])
@@ -214,6 +217,7 @@ class LeadPackaging:
             .group_by(m.LeadPackage.dealer)
             .tuples()
         )
+        today: dict[str, int] = {str(k): int(n) for k, n in counts}
         open_ = [d for d in candidates if d.daily_cap <= 0 or today.get(d.id, 0) < d.daily_cap]
         if not open_:
             return None

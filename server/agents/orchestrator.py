@@ -35,7 +35,6 @@ from server.domain.leads import (
     LeadInput,
     LeadOutcome,
     LeadRecord,
-    LeadStatus,
     ProcessResult,
     ValidLead,
 )
@@ -78,6 +77,7 @@ class ImportRecordResult:
     outcome: LeadOutcome
     lead_id: str
     reason: str
+    replay: bool = False
 
 
 def describe(error: CclError) -> str:
@@ -289,7 +289,9 @@ class Orchestrator:
                 key = validate_idempotency_key(record.idempotency_key)
                 valid.append((i, record, key, validate_lead(record.lead, region=self._region)))
             except CclError as e:
-                results[i] = ImportRecordResult(record.record_ref, LeadOutcome.REJECTED, "", describe(e))
+                results[i] = ImportRecordResult(
+                    record.record_ref, LeadOutcome.REJECTED, "", describe(e)
+                )
 
         def intake_all() -> list[tuple[int, StoredResult | CclError]]:
             out: list[tuple[int, StoredResult | CclError]] = []
@@ -322,7 +324,7 @@ class Orchestrator:
             if isinstance(stored, CclError):
                 results[i] = ImportRecordResult(ref, LeadOutcome.REJECTED, "", describe(stored))
                 continue
-            results[i] = ImportRecordResult(ref, stored.outcome, stored.lead_id, "")
+            results[i] = ImportRecordResult(ref, stored.outcome, stored.lead_id, "", stored.replay)
             if stored.outcome is LeadOutcome.ACCEPTED:
                 accepted.append(stored.lead_id)
         if accepted:

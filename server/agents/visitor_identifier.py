@@ -39,15 +39,44 @@ _JUNK_RAW = frozenset(
 )
 _JUNK_EMAIL_LOCAL = frozenset(
     {
-        "test", "testing", "tester", "noemail", "nomail", "none", "null", "na", "nobody",
-        "fake", "anonymous", "unknown", "asdf", "qwerty", "noreply", "no-reply", "donotreply",
-        "do-not-reply", "abc", "xxx", "email", "sample", "dummy",
+        "test",
+        "testing",
+        "tester",
+        "noemail",
+        "nomail",
+        "none",
+        "null",
+        "na",
+        "nobody",
+        "fake",
+        "anonymous",
+        "unknown",
+        "asdf",
+        "qwerty",
+        "noreply",
+        "no-reply",
+        "donotreply",
+        "do-not-reply",
+        "abc",
+        "xxx",
+        "email",
+        "sample",
+        "dummy",
     }
-)  # fmt: skip
+)
 _JUNK_EMAIL_DOMAINS = frozenset(
-    {"test.com", "fake.com", "noemail.com", "nomail.com", "none.com", "invalid", "localhost",
-     "mailinator.com", "asdf.com"}
-)  # fmt: skip
+    {
+        "test.com",
+        "fake.com",
+        "noemail.com",
+        "nomail.com",
+        "none.com",
+        "invalid",
+        "localhost",
+        "mailinator.com",
+        "asdf.com",
+    }
+)
 _JUNK_PHONES = frozenset(
     {"+11234567890", "+10123456789", "+19876543210", "+15555555555"}
     | {f"+1{d * 10}" for d in "0123456789"}
@@ -206,10 +235,12 @@ class VisitorIdentifier:
             activities=activities,
         )
 
-    def _recent_original(self, email: str | None, phone: str | None, now: dt.datetime) -> str | None:
+    def _recent_original(
+        self, email: str | None, phone: str | None, now: dt.datetime
+    ) -> str | None:
         if not (email or phone) or self._lookback <= dt.timedelta(0):
             return None
-        match = pw.Value(False)
+        match: Any = pw.Value(False)
         if email:
             match = match | (m.Lead.email_normalized == email)
         if phone:
@@ -230,16 +261,22 @@ class VisitorIdentifier:
 
     # --- website events -----------------------------------------------------------------
 
-    def track(self, event: VisitorEventInput, privacy_opt_out: bool, now: dt.datetime) -> TrackResult:
+    def track(
+        self, event: VisitorEventInput, privacy_opt_out: bool, now: dt.datetime
+    ) -> TrackResult:
         """Records one website event; stitches the visitor when it carries an identifier and the
         visitor did not opt out. Runs inside a transaction."""
         visitor = m.Visitor.get_or_none(m.Visitor.anonymous_id == event.anonymous_id)
         returning = visitor is not None and visitor.event_count > 0
         if visitor is None:
-            visitor = m.Visitor.create(anonymous_id=event.anonymous_id, first_seen_at=now, last_seen_at=now)
+            visitor = m.Visitor.create(
+                anonymous_id=event.anonymous_id, first_seen_at=now, last_seen_at=now
+            )
         if event.event_id and (
             m.VisitorEvent.select()
-            .where((m.VisitorEvent.visitor == visitor.id) & (m.VisitorEvent.event_id == event.event_id))
+            .where(
+                (m.VisitorEvent.visitor == visitor.id) & (m.VisitorEvent.event_id == event.event_id)
+            )
             .exists()
         ):
             # A retried event: recorded once, answered the same way.
@@ -285,7 +322,9 @@ class VisitorIdentifier:
     def _visitor(self, anonymous_id: str, now: dt.datetime) -> m.Visitor:
         visitor = m.Visitor.get_or_none(m.Visitor.anonymous_id == anonymous_id)
         if visitor is None:
-            visitor = m.Visitor.create(anonymous_id=anonymous_id, first_seen_at=now, last_seen_at=now)
+            visitor = m.Visitor.create(
+                anonymous_id=anonymous_id, first_seen_at=now, last_seen_at=now
+            )
         return visitor
 
     def _stitch(
@@ -310,8 +349,11 @@ class VisitorIdentifier:
             identity = m.Identity.create(created_at=now, updated_at=now)
             created, matched_by = True, ""
         else:
-            candidates = list(
-                m.Identity.select().where(m.Identity.id.in_(list(owners))).order_by(m.Identity.created_at)
+            current = visitor.identity_id if visitor is not None else None
+            # Keep the oldest; on a tie, the one this visitor already has; then by id.
+            candidates = sorted(
+                m.Identity.select().where(m.Identity.id.in_(list(owners))),
+                key=lambda i: (i.created_at, i.id != current, i.id),
             )
             identity = candidates[0]
             matched_by = owners[identity.id]
@@ -320,20 +362,28 @@ class VisitorIdentifier:
                 if self._fits(identity.id, other.id):
                     self._merge(identity.id, other.id)
                     activities.append(
-                        (A, "identity.merged", "Two identities of the same person merged",
-                         {"kept": identity.id, "merged": other.id})
-                    )  # fmt: skip
+                        (
+                            A,
+                            "identity.merged",
+                            "Two identities of the same person merged",
+                            {"kept": identity.id, "merged": other.id},
+                        )
+                    )
                 else:
                     activities.append(
-                        (A, "identity.merge_skipped", "Merge skipped: identifier cap reached",
-                         {"kept": identity.id, "other": other.id})
-                    )  # fmt: skip
+                        (
+                            A,
+                            "identity.merge_skipped",
+                            "Merge skipped: identifier cap reached",
+                            {"kept": identity.id, "other": other.id},
+                        )
+                    )
 
         for kind, value in values:
             self._link(identity.id, kind, value, activities)
         if visitor is not None and visitor.identity_id != identity.id:
             m.Visitor.update(identity=identity.id).where(m.Visitor.id == visitor.id).execute()
-            visitor.identity = identity.id
+            visitor.identity_id = identity.id
         m.Identity.update(updated_at=now).where(m.Identity.id == identity.id).execute()
         return identity, created, matched_by
 
@@ -350,7 +400,9 @@ class VisitorIdentifier:
         counts = self._counts(keep, other)
         return all(counts.get(kind, 0) <= cap for kind, cap in self._max.items())
 
-    def _link(self, identity_id: str, kind: str, value: str, activities: list[ActivityEntry]) -> None:
+    def _link(
+        self, identity_id: str, kind: str, value: str, activities: list[ActivityEntry]
+    ) -> None:
         existing = m.IdentityIdentifier.get_or_none(
             (m.IdentityIdentifier.kind == kind) & (m.IdentityIdentifier.value == value)
         )
@@ -358,15 +410,21 @@ class VisitorIdentifier:
             return  # already this identity's (or another's that could not be merged)
         if self._counts(identity_id).get(kind, 0) >= self._max[kind]:
             activities.append(
-                (A, "identity.cap_reached", f"Identity already has {self._max[kind]} {kind}s; "
-                 "the new one was not linked", {"identity_id": identity_id, "kind": kind})
-            )  # fmt: skip
+                (
+                    A,
+                    "identity.cap_reached",
+                    f"Identity already has {self._max[kind]} {kind}s; the new one was not linked",
+                    {"identity_id": identity_id, "kind": kind},
+                )
+            )
             return
         m.IdentityIdentifier.create(identity=identity_id, kind=kind, value=value)
 
     @staticmethod
     def _merge(keep: str, drop: str) -> None:
-        m.IdentityIdentifier.update(identity=keep).where(m.IdentityIdentifier.identity == drop).execute()
+        m.IdentityIdentifier.update(identity=keep).where(
+            m.IdentityIdentifier.identity == drop
+        ).execute()
         m.Visitor.update(identity=keep).where(m.Visitor.identity == drop).execute()
         m.Lead.update(identity=keep).where(m.Lead.identity == drop).execute()
         m.Identity.delete().where(m.Identity.id == drop).execute()

@@ -158,6 +158,8 @@ class ImportSummary:
     accepted: int = 0
     duplicate: int = 0
     rejected: int = 0
+    already_imported: int = 0
+    """Rows whose idempotency key the server had seen (counted in accepted/duplicate too)."""
     elapsed_seconds: float = 0.0
     rejects_path: Path | None = None
     """The rejects file, or None when no row was rejected."""
@@ -555,8 +557,10 @@ def run_import(
                         reject(record, "the server returned no result for this row")
                     elif result.outcome == lead_pb2.LEAD_OUTCOME_ACCEPTED:
                         summary.accepted += 1
+                        summary.already_imported += result.idempotent_replay
                     elif result.outcome == lead_pb2.LEAD_OUTCOME_DUPLICATE:
                         summary.duplicate += 1
+                        summary.already_imported += result.idempotent_replay
                     else:
                         reject(record, result.reason or "rejected by the server")
                 progress.advance(task, len(chunk))
@@ -595,6 +599,8 @@ def _summary_line(path: Path, summary: ImportSummary) -> str:
         f"{path.name}: {summary.received} rows in {summary.elapsed_seconds:.1f}s: "
         f"{summary.accepted} accepted, {summary.duplicate} duplicate, {summary.rejected} rejected"
     )
+    if summary.already_imported:
+        line += f" ({summary.already_imported} already imported by an earlier run)"
     return f"{line}; rejects in {summary.rejects_path}" if summary.rejects_path else line
 
 

@@ -128,12 +128,16 @@ class DealerWebhookService:
             raise _bad_body(f"at most {MAX_EVENTS} events per request")
         return events
 
-    async def _handle(self, principal: Principal, dealer_id: str, index: int, event: Any) -> EventResult:
+    async def _handle(
+        self, principal: Principal, dealer_id: str, index: int, event: Any
+    ) -> EventResult:
         if not isinstance(event, dict):
             return EventResult("", "rejected", "INVALID_EVENT: an event must be an object")
         event_id = event.get("event_id")
         if not isinstance(event_id, str) or not 0 < len(event_id) <= 128:
-            return EventResult("", "rejected", f"INVALID_EVENT: events[{index}].event_id is required")
+            return EventResult(
+                "", "rejected", f"INVALID_EVENT: events[{index}].event_id is required"
+            )
         earlier = await self._db.run(self._seen, dealer_id, event_id)
         if earlier is not None:
             return EventResult(event_id, "duplicate", "", earlier.lead_id or "")
@@ -143,7 +147,9 @@ class DealerWebhookService:
         elif kind == "status":
             result = await self._db.run(self._status_event, dealer_id, event_id, event)
         else:
-            result = EventResult(event_id, "rejected", 'INVALID_EVENT: type must be "lead" or "status"')
+            result = EventResult(
+                event_id, "rejected", 'INVALID_EVENT: type must be "lead" or "status"'
+            )
         return await self._db.run(self._remember, dealer_id, str(kind), result)
 
     @staticmethod
@@ -174,7 +180,9 @@ class DealerWebhookService:
         try:
             lead = self._parse_lead(payload)
         except ValueError:
-            return EventResult(event_id, "rejected", "INVALID_EVENT: lead is not a valid lead object")
+            return EventResult(
+                event_id, "rejected", "INVALID_EVENT: lead is not a valid lead object"
+            )
         try:
             result = await self._orchestrator.process(
                 principal, f"dealer-event:{event_id}", lead, source_dealer_id=dealer_id
@@ -188,11 +196,15 @@ class DealerWebhookService:
         lead_id, status = event.get("lead_id"), event.get("status")
         reason = event.get("reason") or ""
         if status not in DEALER_STATUSES:
-            return EventResult(event_id, "rejected", f"INVALID_STATUS: one of {', '.join(DEALER_STATUSES)}")
+            return EventResult(
+                event_id, "rejected", f"INVALID_STATUS: one of {', '.join(DEALER_STATUSES)}"
+            )
         if not isinstance(reason, str) or len(reason) > 500:
             return EventResult(event_id, "rejected", "INVALID_EVENT: reason must be text (max 500)")
         if status == "returned" and not reason.strip():
-            return EventResult(event_id, "rejected", "REASON_REQUIRED: a returned lead needs a reason")
+            return EventResult(
+                event_id, "rejected", "REASON_REQUIRED: a returned lead needs a reason"
+            )
         if not isinstance(lead_id, str):
             return EventResult(event_id, "rejected", "LEAD_NOT_FOUND")
         now = m.utcnow()
@@ -216,12 +228,16 @@ class DealerWebhookService:
                         AgentName.LEAD_PACKAGING,
                         "dealer.status_updated",
                         f"Dealer reports {status}",
-                        {"from": lead.status, "to": new.value, "event_id": event_id,
-                         "reason_given": bool(reason.strip())},
+                        {
+                            "from": lead.status,
+                            "to": new.value,
+                            "event_id": event_id,
+                            "reason_given": bool(reason.strip()),
+                        },
                     )
                 ],
                 at=now,
-            )  # fmt: skip
+            )
         return EventResult(event_id, "accepted", "", lead_id)
 
 

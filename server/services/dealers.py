@@ -130,7 +130,7 @@ class DealerService:
             raise NotFoundError("dealer not found", reason="DEALER_NOT_FOUND")
         return _record(row)
 
-    async def list(self, size: int, token: str) -> PageResult[DealerRecord]:
+    async def list_dealers(self, size: int, token: str) -> PageResult[DealerRecord]:
         return await self._db.run(self._list, page_size(size, 50), token)
 
     @staticmethod
@@ -141,7 +141,8 @@ class DealerService:
             if not isinstance(cursor.get("n"), str) or not isinstance(cursor.get("i"), str):
                 raise invalid_page_token()
             query = query.where(
-                (m.Dealer.name > cursor["n"]) | ((m.Dealer.name == cursor["n"]) & (m.Dealer.id > cursor["i"]))
+                (m.Dealer.name > cursor["n"])
+                | ((m.Dealer.name == cursor["n"]) & (m.Dealer.id > cursor["i"]))
             )
         rows = list(query.order_by(m.Dealer.name, m.Dealer.id).limit(size + 1))
         more = len(rows) > size
@@ -153,9 +154,13 @@ class DealerService:
         unknown = sorted(set(fields) - UPDATABLE)
         if unknown or not fields:
             raise InvalidArgumentError(
-                "update_mask names no updatable field" if not fields else "update_mask is not valid",
+                "update_mask names no updatable field"
+                if not fields
+                else "update_mask is not valid",
                 reason="INVALID_DEALER",
-                violations=[FieldViolation("update_mask", f"unknown field(s): {', '.join(unknown)}")]
+                violations=[
+                    FieldViolation("update_mask", f"unknown field(s): {', '.join(unknown)}")
+                ]
                 if unknown
                 else [FieldViolation("update_mask", "is required")],
             )

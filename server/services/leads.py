@@ -46,13 +46,24 @@ def validate_event(event: VisitorEventInput) -> None:
         v.append(FieldViolation("event_type", "is required"))
     for name in ("page_url", "referrer"):
         if len(getattr(event, name)) > 2048:
-            v.append(FieldViolation(f"page.{name.removeprefix('page_')}", "at most 2048 characters"))
+            v.append(
+                FieldViolation(f"page.{name.removeprefix('page_')}", "at most 2048 characters")
+            )
     if len(event.user_agent) > 1000:
         v.append(FieldViolation("user_agent", "at most 1000 characters"))
     if len(event.event_id) > 128:
         v.append(FieldViolation("event_id", "at most 128 characters"))
-    for name in ("email", "phone", "step", "page_title", "utm_source", "utm_medium",
-                 "utm_campaign", "utm_term", "utm_content"):  # fmt: skip
+    for name in (
+        "email",
+        "phone",
+        "step",
+        "page_title",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "utm_term",
+        "utm_content",
+    ):
         if len(getattr(event, name)) > 320:
             v.append(FieldViolation(name, "at most 320 characters"))
     if v:
@@ -77,7 +88,7 @@ class LeadService:
     async def get(self, principal: Principal, lead_id: str) -> LeadRecord:
         return await self._db.run(self._repo.get, lead_id, _dealer_restriction(principal))
 
-    async def list(
+    async def list_leads(
         self, principal: Principal, flt: LeadFilter, size: int, token: str
     ) -> PageResult[LeadRecord]:
         page = Page(size=page_size(size, 50), token=token)
@@ -100,7 +111,9 @@ class LeadService:
             if dealer:
                 query = query.where(m.LeadPackage.dealer == dealer)
             return [
-                PackageView(p.id, p.lead_id, p.dealer_id, p.format, p.content_type, p.body, p.created_at)
+                PackageView(
+                    p.id, p.lead_id, p.dealer_id, p.format, p.content_type, p.body, p.created_at
+                )
                 for p in query.order_by(m.LeadPackage.created_at.desc())
             ]
 

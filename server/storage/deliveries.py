@@ -69,7 +69,7 @@ class DeliveryRepository:
                 .limit(limit)
             )
             if self._db.backend == "postgresql":
-                query = query.for_update("FOR UPDATE SKIP LOCKED")
+                query = query.for_update(skip_locked=True)
             ids = [row.id for row in query]
             if not ids:
                 return []
@@ -172,7 +172,12 @@ class DeliveryRepository:
                 )
             elif state == "rejected":
                 entries.append(
-                    (A, "delivery.rejected", "Dealer refused the package", {**details, "error": error})
+                    (
+                        A,
+                        "delivery.rejected",
+                        "Dealer refused the package",
+                        {**details, "error": error},
+                    )
                 )
             else:
                 entries.append(

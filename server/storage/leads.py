@@ -17,11 +17,11 @@ import peewee as pw
 from server.domain.leads import (
     ActivityEntry,
     ActivityRecord,
-    IdentityInfo,
     AddressInput,
     AgentName,
     ConsentInput,
     CreditResult,
+    IdentityInfo,
     LeadFilter,
     LeadInput,
     LeadOutcome,
@@ -47,7 +47,7 @@ class StoredResult:
     outcome: LeadOutcome
     returning_applicant: bool
     replay: bool
-    identity: IdentityInfo = IdentityInfo()
+    identity: IdentityInfo = dataclasses.field(default_factory=IdentityInfo)
     # The lead as just written (None for a replay, whose lead is read back).
     lead: LeadRecord | None = None
 

@@ -238,6 +238,7 @@ def import_response(results: list[ImportRecordResult]) -> lead_service_pb2.Impor
                 outcome=_enum(lead_pb2.LeadOutcome, "LEAD_OUTCOME_", r.outcome.value),
                 lead_id=r.lead_id,
                 reason=r.reason,
+                idempotent_replay=r.replay,
             )
             for r in results
         ],

@@ -76,9 +76,7 @@ def create_server(app: Application, host: str, port: int) -> GrpcServer:
     lead_service_pb2_grpc.add_LeadServiceServicer_to_server(
         LeadServicer(app.leads, app.orchestrator, app.dealer_webhook), server
     )
-    dealer_service_pb2_grpc.add_DealerServiceServicer_to_server(
-        DealerServicer(app.dealers), server
-    )
+    dealer_service_pb2_grpc.add_DealerServiceServicer_to_server(DealerServicer(app.dealers), server)
     campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(CampaignServicer(), server)
     agent_service_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(app.stats), server)
     chat_service_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(), server)

@@ -271,8 +271,14 @@ def test_adf_vehicle_details_when_known() -> None:
     root = parse_adf(render_adf(maria(vehicle=vehicle)))
     v = f"{P}/vehicle"
     assert [e.tag for e in root.xpath(f"{v}/*")] == [
-        "year", "make", "model", "vin", "trim", "price", "finance"
-    ]  # fmt: skip
+        "year",
+        "make",
+        "model",
+        "vin",
+        "trim",
+        "price",
+        "finance",
+    ]
     assert text(root, f"{v}/vin") == "1HGCV1F34KA000001"
     assert text(root, f"{v}/trim") == "EX"
     assert text(root, f"{v}/price") == "18999"
@@ -318,9 +324,20 @@ def test_adf_leaves_out_the_consent_page_url_and_credit_source() -> None:
 def test_example_json() -> None:
     doc = json.loads(render_json(maria(comments="Call after 5pm")))
     assert list(doc) == [
-        "schema", "lead_id", "created_at", "applicant", "vehicle", "finance", "credit", "score",
-        "dealer", "consent", "source", "comments", "provider",
-    ]  # fmt: skip
+        "schema",
+        "lead_id",
+        "created_at",
+        "applicant",
+        "vehicle",
+        "finance",
+        "credit",
+        "score",
+        "dealer",
+        "consent",
+        "source",
+        "comments",
+        "provider",
+    ]
     assert doc == {
         "schema": JSON_SCHEMA,
         "lead_id": "0b7c2a4e-5d1f-4c3a-9e8b-1a2b3c4d5e6f",

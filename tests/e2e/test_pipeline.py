@@ -68,29 +68,50 @@ def dealers(admin: httpx.Client, crm: tuple[FakeCrm, str], server: ServerThread)
     _, url = crm
     a = admin.post(
         "/api/dealers",
-        json={"name": "Springfield Auto", "states": ["IL"], "accepted_tiers": ["A", "B", "C"],
-              "daily_cap": 50, "priority": 10, "weight": 1, "endpoint_url": url,
-              "delivery_format": "DELIVERY_FORMAT_ADF", "signing_secret": SECRET_A, "active": True},
-    )  # fmt: skip
+        json={
+            "name": "Springfield Auto",
+            "states": ["IL"],
+            "accepted_tiers": ["A", "B", "C"],
+            "daily_cap": 50,
+            "priority": 10,
+            "weight": 1,
+            "endpoint_url": url,
+            "delivery_format": "DELIVERY_FORMAT_ADF",
+            "signing_secret": SECRET_A,
+            "active": True,
+        },
+    )
     assert a.status_code == 200, a.text
     b = admin.post(
         "/api/dealers",
-        json={"name": "Austin Motors", "states": ["TX"], "endpoint_url": url + "/b",
-              "signing_secret": SECRET_B, "active": True},
-    )  # fmt: skip
+        json={
+            "name": "Austin Motors",
+            "states": ["TX"],
+            "endpoint_url": url + "/b",
+            "signing_secret": SECRET_B,
+            "active": True,
+        },
+    )
     assert b.status_code == 200, b.text
     out = {}
     for name, response in (("A", a), ("B", b)):
         dealer = response.json()["dealer"]
         assert "signing_secret" not in dealer or dealer["signing_secret"] == ""
-        out[name] = {"id": dealer["dealer_id"], "key": server.create_key(Role.DEALER, dealer["dealer_id"])}
+        out[name] = {
+            "id": dealer["dealer_id"],
+            "key": server.create_key(Role.DEALER, dealer["dealer_id"]),
+        }
     return out
 
 
 def signed(body: bytes, secret: str, ts: int | None = None) -> dict[str, str]:
     timestamp = str(ts if ts is not None else int(time.time()))
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return {"x-ccl-timestamp": timestamp, "x-ccl-signature": f"sha256={mac}", "content-type": "application/json"}
+    return {
+        "x-ccl-timestamp": timestamp,
+        "x-ccl-signature": f"sha256={mac}",
+        "content-type": "application/json",
+    }
 
 
 def wait_for_state(admin: httpx.Client, lead_id: str, state: str, timeout: float = 15) -> dict:  # type: ignore[type-arg]
@@ -119,7 +140,10 @@ def test_example_is_prequalified_and_routed_to_its_dealer(delivered: dict, deale
     response = delivered["response"]
     assert response["outcome"] == "LEAD_OUTCOME_ACCEPTED"
     lead = response["lead"]
-    assert lead["credit"]["decision"] in {"CREDIT_DECISION_PREQUALIFIED", "CREDIT_DECISION_DECLINED"}
+    assert lead["credit"]["decision"] in {
+        "CREDIT_DECISION_PREQUALIFIED",
+        "CREDIT_DECISION_DECLINED",
+    }
     assert lead["credit"]["source"] == "CREDIT_SOURCE_SIMULATED"
     assert lead["dealer_id"] == dealers["A"]["id"]
     assert lead["status"] == "LEAD_STATUS_PACKAGED"
@@ -128,7 +152,9 @@ def test_example_is_prequalified_and_routed_to_its_dealer(delivered: dict, deale
 
 
 def test_crm_receives_the_signed_adf_exactly_once_after_two_500s(
-    delivered: dict, crm: tuple[FakeCrm, str], admin: httpx.Client  # type: ignore[type-arg]
+    delivered: dict,
+    crm: tuple[FakeCrm, str],
+    admin: httpx.Client,  # type: ignore[type-arg]
 ) -> None:
     fake, _ = crm
     time.sleep(0.3)  # nothing more may arrive after the success
@@ -145,7 +171,9 @@ def test_crm_receives_the_signed_adf_exactly_once_after_two_500s(
     assert fake.accepted[0].headers["content-type"].startswith("application/xml")
     assert b"1990-04-12" not in fake.accepted[0].body  # no date of birth for dealers
 
-    deliveries = admin.get(f"/api/leads/{delivered['lead']['lead_id']}/deliveries").json()["deliveries"]
+    deliveries = admin.get(f"/api/leads/{delivered['lead']['lead_id']}/deliveries").json()[
+        "deliveries"
+    ]
     assert len(deliveries) == 1
     d = deliveries[0]
     assert d["state"] == "DELIVERY_STATE_DELIVERED"
@@ -156,15 +184,25 @@ def test_crm_receives_the_signed_adf_exactly_once_after_two_500s(
 
 
 def test_dealer_webhook_moves_its_lead_to_sold(
-    delivered: dict, dealers: dict, proxy: EnvoyProcess, admin: httpx.Client  # type: ignore[type-arg]
+    delivered: dict,
+    dealers: dict,
+    proxy: EnvoyProcess,
+    admin: httpx.Client,  # type: ignore[type-arg]
 ) -> None:
     lead_id = delivered["lead"]["lead_id"]
     body = json.dumps(
-        {"events": [
-            {"event_id": "evt-contacted", "type": "status", "lead_id": lead_id, "status": "contacted"},
-            {"event_id": "evt-sold", "type": "status", "lead_id": lead_id, "status": "sold"},
-        ]}
-    ).encode()  # fmt: skip
+        {
+            "events": [
+                {
+                    "event_id": "evt-contacted",
+                    "type": "status",
+                    "lead_id": lead_id,
+                    "status": "contacted",
+                },
+                {"event_id": "evt-sold", "type": "status", "lead_id": lead_id, "status": "sold"},
+            ]
+        }
+    ).encode()
     headers = {"Authorization": f"Bearer {dealers['A']['key']}", **signed(body, SECRET_A)}
     r = httpx.post(f"{proxy.base_url}/api/webhook/dealer-leads", content=body, headers=headers)
     assert r.status_code == 200, r.text
@@ -181,34 +219,58 @@ def test_every_step_shows_in_the_activity_log(delivered: dict, admin: httpx.Clie
     kinds: list[str] = []
     token = ""
     while True:
-        page = admin.get(f"/api/leads/{lead_id}/activity", params={"page_size": 5, "page_token": token}).json()
+        page = admin.get(
+            f"/api/leads/{lead_id}/activity", params={"page_size": 5, "page_token": token}
+        ).json()
         kinds += [a["kind"] for a in page["activities"]]
         token = page["next_page_token"]
         if not token:
             break
-    for step in ("lead.received", "lead.validated", "identity.created", "credit.checked",
-                 "lead.scored", "lead.routed", "package.created", "delivery.queued",
-                 "delivery.retry_scheduled", "delivery.delivered"):  # fmt: skip
+    for step in (
+        "lead.received",
+        "lead.validated",
+        "identity.created",
+        "credit.checked",
+        "lead.scored",
+        "lead.routed",
+        "package.created",
+        "delivery.queued",
+        "delivery.retry_scheduled",
+        "delivery.delivered",
+    ):
         assert step in kinds, step
     assert kinds.count("delivery.attempted") == 3
-    assert kinds.index("credit.checked") < kinds.index("lead.routed") < kinds.index("delivery.delivered")
+    assert (
+        kinds.index("credit.checked")
+        < kinds.index("lead.routed")
+        < kinds.index("delivery.delivered")
+    )
 
 
 def test_webhook_rejects_bad_signature_old_timestamp_and_other_dealers(
-    delivered: dict, dealers: dict, proxy: EnvoyProcess  # type: ignore[type-arg]
+    delivered: dict,
+    dealers: dict,
+    proxy: EnvoyProcess,  # type: ignore[type-arg]
 ) -> None:
     lead_id = delivered["lead"]["lead_id"]
-    body = json.dumps({"events": [{"event_id": "evt-x", "type": "status", "lead_id": lead_id,
-                                   "status": "lost"}]}).encode()  # fmt: skip
+    body = json.dumps(
+        {"events": [{"event_id": "evt-x", "type": "status", "lead_id": lead_id, "status": "lost"}]}
+    ).encode()
     url = f"{proxy.base_url}/api/webhook/dealer-leads"
     key_a = {"Authorization": f"Bearer {dealers['A']['key']}"}
 
-    wrong_secret = httpx.post(url, content=body, headers={**key_a, **signed(body, "not-the-secret-at-all")})
+    wrong_secret = httpx.post(
+        url, content=body, headers={**key_a, **signed(body, "not-the-secret-at-all")}
+    )
     assert wrong_secret.status_code == 401
     assert "SIGNATURE_INVALID" in wrong_secret.text
-    tampered = httpx.post(url, content=body.replace(b"lost", b"sold"), headers={**key_a, **signed(body, SECRET_A)})
+    tampered = httpx.post(
+        url, content=body.replace(b"lost", b"sold"), headers={**key_a, **signed(body, SECRET_A)}
+    )
     assert tampered.status_code == 401
-    replay = httpx.post(url, content=body, headers={**key_a, **signed(body, SECRET_A, int(time.time()) - 3600)})
+    replay = httpx.post(
+        url, content=body, headers={**key_a, **signed(body, SECRET_A, int(time.time()) - 3600)}
+    )
     assert replay.status_code == 401
     assert "TIMESTAMP_OUT_OF_RANGE" in replay.text
 
@@ -221,23 +283,30 @@ def test_webhook_rejects_bad_signature_old_timestamp_and_other_dealers(
     assert httpx.get(f"{proxy.base_url}/api/leads/{lead_id}", headers=key_b).status_code == 404
 
 
-def test_one_bad_event_does_not_sink_the_batch(dealers: dict, proxy: EnvoyProcess, admin: httpx.Client) -> None:  # type: ignore[type-arg]
+def test_one_bad_event_does_not_sink_the_batch(
+    dealers: dict, proxy: EnvoyProcess, admin: httpx.Client
+) -> None:  # type: ignore[type-arg]
     new_lead = example_request(email="dealer.sourced@example.com", phone="(312) 555-0150")["lead"]
     body = json.dumps(
-        {"events": [
-            {"event_id": "evt-new-1", "type": "lead", "lead": new_lead},
-            {"event_id": "evt-bad-1", "type": "lead", "lead": {**new_lead, "email": "nope"}},
-            {"event_id": "evt-bad-2", "type": "status", "lead_id": "x", "status": "teleported"},
-            {"type": "status"},
-        ]}
-    ).encode()  # fmt: skip
+        {
+            "events": [
+                {"event_id": "evt-new-1", "type": "lead", "lead": new_lead},
+                {"event_id": "evt-bad-1", "type": "lead", "lead": {**new_lead, "email": "nope"}},
+                {"event_id": "evt-bad-2", "type": "status", "lead_id": "x", "status": "teleported"},
+                {"type": "status"},
+            ]
+        }
+    ).encode()
     headers = {"Authorization": f"Bearer {dealers['A']['key']}", **signed(body, SECRET_A)}
     r = httpx.post(f"{proxy.base_url}/api/webhook/dealer-leads", content=body, headers=headers)
     assert r.status_code == 200, r.text
     results = r.json()["results"]
     assert [x["status"].removeprefix("EVENT_RESULT_STATUS_") for x in results] == [
-        "ACCEPTED", "REJECTED", "REJECTED", "REJECTED"
-    ]  # fmt: skip
+        "ACCEPTED",
+        "REJECTED",
+        "REJECTED",
+        "REJECTED",
+    ]
     assert "lead.email" in results[1]["reason"]
     lead = admin.get(f"/api/leads/{results[0]['lead_id']}").json()["lead"]
     assert lead["source_dealer_id"] == dealers["A"]["id"]
@@ -245,7 +314,9 @@ def test_one_bad_event_does_not_sink_the_batch(dealers: dict, proxy: EnvoyProces
 
 
 def test_duplicate_lead_is_linked_and_not_delivered(
-    delivered: dict, admin: httpx.Client, crm: tuple[FakeCrm, str]  # type: ignore[type-arg]
+    delivered: dict,
+    admin: httpx.Client,
+    crm: tuple[FakeCrm, str],  # type: ignore[type-arg]
 ) -> None:
     fake, _ = crm
     before = len(fake.received)
@@ -266,9 +337,16 @@ def test_duplicate_lead_is_linked_and_not_delivered(
 def test_dealer_admin_validates_every_field(admin: httpx.Client) -> None:
     r = admin.post(
         "/api/dealers",
-        json={"name": "", "states": ["ZZ"], "zip_prefixes": ["6a"], "accepted_tiers": ["Q"],
-              "weight": 0, "endpoint_url": "ftp://x", "signing_secret": "short"},
-    )  # fmt: skip
+        json={
+            "name": "",
+            "states": ["ZZ"],
+            "zip_prefixes": ["6a"],
+            "accepted_tiers": ["Q"],
+            "weight": 0,
+            "endpoint_url": "ftp://x",
+            "signing_secret": "short",
+        },
+    )
     assert r.status_code == 400
     fields = {
         v["field"]
@@ -277,19 +355,36 @@ def test_dealer_admin_validates_every_field(admin: httpx.Client) -> None:
         for v in d["field_violations"]
     }
     assert fields == {
-        "dealer.name", "dealer.states", "dealer.zip_prefixes", "dealer.accepted_tiers",
-        "dealer.weight", "dealer.endpoint_url", "dealer.signing_secret",
-    }  # fmt: skip
+        "dealer.name",
+        "dealer.states",
+        "dealer.zip_prefixes",
+        "dealer.accepted_tiers",
+        "dealer.weight",
+        "dealer.endpoint_url",
+        "dealer.signing_secret",
+    }
 
 
 def test_visitor_tracking_stitches_then_recognises_the_applicant(admin: httpx.Client) -> None:
     anon = "anon-track-1"
-    first = admin.post("/api/visitors/track", json={"anonymous_id": anon, "event_type": "VISITOR_EVENT_TYPE_PAGE_VIEW",
-                                                    "page": {"url": "https://completecarloans.com/"}})  # fmt: skip
+    first = admin.post(
+        "/api/visitors/track",
+        json={
+            "anonymous_id": anon,
+            "event_type": "VISITOR_EVENT_TYPE_PAGE_VIEW",
+            "page": {"url": "https://completecarloans.com/"},
+        },
+    )
     assert first.status_code == 200, first.text
     assert first.json()["returning_visitor"] is False
-    typed = admin.post("/api/visitors/track", json={"anonymous_id": anon, "event_type": "VISITOR_EVENT_TYPE_IDENTIFY",
-                                                    "email": "Track.Me@Example.com"})  # fmt: skip
+    typed = admin.post(
+        "/api/visitors/track",
+        json={
+            "anonymous_id": anon,
+            "event_type": "VISITOR_EVENT_TYPE_IDENTIFY",
+            "email": "Track.Me@Example.com",
+        },
+    )
     assert typed.json()["returning_visitor"] is True
     identity = typed.json()["identity_id"]
     assert identity
@@ -304,16 +399,21 @@ def test_visitor_tracking_stitches_then_recognises_the_applicant(admin: httpx.Cl
 def test_global_privacy_control_records_without_stitching(admin: httpx.Client) -> None:
     r = admin.post(
         "/api/visitors/track",
-        json={"anonymous_id": "anon-gpc", "event_type": "VISITOR_EVENT_TYPE_IDENTIFY",
-              "email": "private.person@example.com"},
+        json={
+            "anonymous_id": "anon-gpc",
+            "event_type": "VISITOR_EVENT_TYPE_IDENTIFY",
+            "email": "private.person@example.com",
+        },
         headers={"Sec-GPC": "1"},
-    )  # fmt: skip
+    )
     assert r.status_code == 200
     assert r.json()["privacy_opt_out"] is True
     assert r.json()["identity_id"] == ""
 
 
-def test_redeliver_after_rejection(admin: httpx.Client, dealers: dict, server: ServerThread) -> None:  # type: ignore[type-arg]
+def test_redeliver_after_rejection(
+    admin: httpx.Client, dealers: dict, server: ServerThread
+) -> None:  # type: ignore[type-arg]
     rejecting = FakeCrm(secret=SECRET_A, script=[422, 200])
     with running(rejecting) as url:
         patched = admin.patch(

@@ -40,9 +40,10 @@ class FakeCrm:
 
     def verify(self, headers: dict[str, str], body: bytes) -> bool:
         ts = headers.get("x-ccl-timestamp", "")
-        expected = "sha256=" + hmac.new(
-            self.secret.encode(), ts.encode() + b"." + body, hashlib.sha256
-        ).hexdigest()
+        expected = (
+            "sha256="
+            + hmac.new(self.secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+        )
         return hmac.compare_digest(expected, headers.get("x-ccl-signature", ""))
 
     @property
@@ -62,7 +63,7 @@ def running(crm: FakeCrm) -> Iterator[str]:
     """Serves `crm`; yields its URL."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             headers = {k.lower(): v for k, v in self.headers.items()}
             status = crm.next_status()
@@ -81,7 +82,9 @@ def running(crm: FakeCrm) -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/leads"

@@ -55,7 +55,7 @@ class LeadServicer(lead_service_pb2_grpc.LeadServiceServicer):
         self._orchestrator = orchestrator
         self._webhook = webhook
 
-    async def ProcessLead(  # noqa: N802 (gRPC method name)
+    async def ProcessLead(
         self, request: pb.ProcessLeadRequest, context: Context
     ) -> pb.ProcessLeadResponse:
         result = await self._orchestrator.process(
@@ -65,16 +65,14 @@ class LeadServicer(lead_service_pb2_grpc.LeadServiceServicer):
         )
         return converters.process_response(result)
 
-    async def GetLead(  # noqa: N802
-        self, request: pb.GetLeadRequest, context: Context
-    ) -> pb.GetLeadResponse:
+    async def GetLead(self, request: pb.GetLeadRequest, context: Context) -> pb.GetLeadResponse:
         record = await self._leads.get(current_principal(), request.lead_id)
         return pb.GetLeadResponse(lead=converters.lead_message(record))
 
-    async def ListLeads(  # noqa: N802
+    async def ListLeads(
         self, request: pb.ListLeadsRequest, context: Context
     ) -> pb.ListLeadsResponse:
-        page = await self._leads.list(
+        page = await self._leads.list_leads(
             current_principal(),
             converters.lead_filter(request),
             request.page_size,
@@ -85,7 +83,7 @@ class LeadServicer(lead_service_pb2_grpc.LeadServiceServicer):
             next_page_token=page.next_page_token,
         )
 
-    async def ListLeadActivity(  # noqa: N802
+    async def ListLeadActivity(
         self, request: pb.ListLeadActivityRequest, context: Context
     ) -> pb.ListLeadActivityResponse:
         page = await self._leads.list_activity(
@@ -96,31 +94,35 @@ class LeadServicer(lead_service_pb2_grpc.LeadServiceServicer):
             next_page_token=page.next_page_token,
         )
 
-    async def ListLeadPackages(  # noqa: N802
+    async def ListLeadPackages(
         self, request: pb.ListLeadPackagesRequest, context: Context
     ) -> pb.ListLeadPackagesResponse:
         packages = await self._leads.packages(current_principal(), request.lead_id)
-        return pb.ListLeadPackagesResponse(packages=[converters.package_message(p) for p in packages])
+        return pb.ListLeadPackagesResponse(
+            packages=[converters.package_message(p) for p in packages]
+        )
 
-    async def ListLeadDeliveries(  # noqa: N802
+    async def ListLeadDeliveries(
         self, request: pb.ListLeadDeliveriesRequest, context: Context
     ) -> pb.ListLeadDeliveriesResponse:
         views = await self._leads.deliveries(current_principal(), request.lead_id)
-        return pb.ListLeadDeliveriesResponse(deliveries=[converters.delivery_message(v) for v in views])
+        return pb.ListLeadDeliveriesResponse(
+            deliveries=[converters.delivery_message(v) for v in views]
+        )
 
-    async def RedeliverPackage(  # noqa: N802
+    async def RedeliverPackage(
         self, request: pb.RedeliverPackageRequest, context: Context
     ) -> pb.RedeliverPackageResponse:
         view = await self._leads.redeliver(current_principal(), request.delivery_id)
         return pb.RedeliverPackageResponse(delivery=converters.delivery_message(view))
 
-    async def RouteLead(  # noqa: N802
+    async def RouteLead(
         self, request: pb.RouteLeadRequest, context: Context
     ) -> pb.RouteLeadResponse:
         record = await self._orchestrator.route(current_principal(), request.lead_id)
         return pb.RouteLeadResponse(lead=converters.lead_message(record))
 
-    async def TrackVisitorEvent(  # noqa: N802
+    async def TrackVisitorEvent(
         self, request: pb.TrackVisitorEventRequest, context: Context
     ) -> pb.TrackVisitorEventResponse:
         result = await self._leads.track(
@@ -133,7 +135,7 @@ class LeadServicer(lead_service_pb2_grpc.LeadServiceServicer):
             privacy_opt_out=result.privacy_opt_out,
         )
 
-    async def ReceiveDealerWebhook(  # noqa: N802
+    async def ReceiveDealerWebhook(
         self, request: pb.ReceiveDealerWebhookRequest, context: Context
     ) -> pb.ReceiveDealerWebhookResponse:
         md = _metadata(context)
@@ -155,7 +157,7 @@ class LeadServicer(lead_service_pb2_grpc.LeadServiceServicer):
             ]
         )
 
-    async def ImportLeads(  # noqa: N802
+    async def ImportLeads(
         self, request_iterator: AsyncIterator[pb.ImportLeadsRequest], context: Context
     ) -> pb.ImportLeadsResponse:
         async def records() -> AsyncIterator[ImportRecord]:

@@ -343,16 +343,18 @@ class ImportLeadsRequest(_message.Message):
     def __init__(self, idempotency_key: _Optional[str] = ..., lead: _Optional[_Union[_lead_pb2.LeadInput, _Mapping]] = ..., record_ref: _Optional[str] = ...) -> None: ...
 
 class ImportLeadResult(_message.Message):
-    __slots__ = ("record_ref", "outcome", "lead_id", "reason")
+    __slots__ = ("record_ref", "outcome", "lead_id", "reason", "idempotent_replay")
     RECORD_REF_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     LEAD_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENT_REPLAY_FIELD_NUMBER: _ClassVar[int]
     record_ref: str
     outcome: _lead_pb2.LeadOutcome
     lead_id: str
     reason: str
-    def __init__(self, record_ref: _Optional[str] = ..., outcome: _Optional[_Union[_lead_pb2.LeadOutcome, str]] = ..., lead_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    idempotent_replay: bool
+    def __init__(self, record_ref: _Optional[str] = ..., outcome: _Optional[_Union[_lead_pb2.LeadOutcome, str]] = ..., lead_id: _Optional[str] = ..., reason: _Optional[str] = ..., idempotent_replay: _Optional[bool] = ...) -> None: ...
 
 class ImportLeadsResponse(_message.Message):
     __slots__ = ("results", "received_count", "accepted_count", "duplicate_count", "rejected_count")
