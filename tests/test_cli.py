@@ -71,3 +71,43 @@ def test_keys_create_refuses_bad_input(db_url: str, args: list[str], reason: str
     assert result.returncode == 2
     assert reason in result.stderr
     assert result.stdout == ""
+
+
+def test_dealers_create_list_update(db_url: str) -> None:
+    ccl(db_url, "migrate")
+    created = ccl(
+        db_url,
+        "dealers",
+        "create",
+        "--name",
+        "CLI Motors",
+        "--states",
+        "IL,in",
+        "--tiers",
+        "A,B",
+        "--endpoint",
+        "https://crm.example/leads",
+        "--format",
+        "adf",
+    )
+    assert created.returncode == 0, created.stderr
+    dealer_id = created.stdout.strip()
+    assert "signing secret (shown once" in created.stderr
+    listed = ccl(db_url, "dealers", "list")
+    assert dealer_id in listed.stdout and "IL,IN" in listed.stdout and "adf" in listed.stdout
+    updated = ccl(db_url, "dealers", "update", dealer_id, "--daily-cap", "5", "--no-active")
+    assert updated.returncode == 0, updated.stderr
+    assert "inactive" in ccl(db_url, "dealers", "list").stdout
+    bad = ccl(db_url, "dealers", "create", "--name", "Bad", "--states", "ZZ")
+    assert bad.returncode == 2 and "INVALID_DEALER" in bad.stderr
+    missing = ccl(db_url, "dealers", "update", "no-such-dealer", "--weight", "2")
+    assert missing.returncode == 2 and "DEALER_NOT_FOUND" in missing.stderr
+
+
+def test_deliveries_retry_reports_what_it_queued(db_url: str) -> None:
+    ccl(db_url, "migrate")
+    result = ccl(db_url, "deliveries", "retry", "--all-failed")
+    assert result.returncode == 0, result.stderr
+    assert "queued again: 0 deliveries" in result.stdout
+    unknown = ccl(db_url, "deliveries", "retry", "no-such-delivery")
+    assert unknown.returncode == 2 and "DELIVERY_NOT_FOUND" in unknown.stderr

@@ -84,6 +84,9 @@ class DealerCrmClient:
             response = await self._http.post(url, content=body, headers=headers)
         except httpx.TimeoutException:
             return AttemptResult(Outcome.RETRY, 0, "timeout", _ms(start))
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as e:
+            # The dealer's endpoint cannot be used at all; retrying would not change that.
+            return AttemptResult(Outcome.REJECTED, 0, type(e).__name__, _ms(start))
         except httpx.HTTPError as e:
             # The error's class names the failure (ConnectError, ...) without echoing the body.
             return AttemptResult(Outcome.RETRY, 0, type(e).__name__, _ms(start))

@@ -86,7 +86,15 @@ class DeliveryWorker:
             self._repo.claim_due, self.worker_id, m.utcnow(), self._lease, self._concurrency
         )
         if due:
-            await asyncio.gather(*(self._deliver(d) for d in due))
+            results = await asyncio.gather(*(self._deliver(d) for d in due), return_exceptions=True)
+            for d, r in zip(due, results, strict=True):
+                if isinstance(r, BaseException):
+                    # The lease expires and the delivery is tried again; one bad delivery never
+                    # stops the others.
+                    log.error(
+                        "delivery failed unexpectedly",
+                        extra={"delivery_id": d.delivery_id, "exception_type": type(r).__name__},
+                    )
         return len(due)
 
     async def _deliver(self, due: DueDelivery) -> None:

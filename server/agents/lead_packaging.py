@@ -119,7 +119,11 @@ class LeadPackaging:
             return RoutingResult(LeadStatus.NEEDS_REVIEW, None, None, None, score)
 
         dealer = (
-            m.Dealer.get_or_none(m.Dealer.id == lead.source_dealer_id)
+            m.Dealer.get_or_none(
+                (m.Dealer.id == lead.source_dealer_id)
+                & (m.Dealer.active == True)  # noqa: E712
+                & (m.Dealer.endpoint_url != "")
+            )
             if lead.source_dealer_id
             else self._pick_dealer(lead, tier, now)
         )

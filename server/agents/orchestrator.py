@@ -23,12 +23,13 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import peewee as pw
 
-from server.agents.credit_check import CreditApplicant, CreditCheckAgent
+from server.agents.credit_check import CreditApplicant, CreditCheckAgent, CreditOutcome
 from server.agents.lead_packaging import LeadPackaging
 from server.agents.visitor_identifier import VisitorIdentifier
 from server.domain.leads import (
@@ -37,6 +38,7 @@ from server.domain.leads import (
     LeadRecord,
     ProcessResult,
     ValidLead,
+    redacted_for_dealer,
 )
 from server.errors import AlreadyExistsError as ConflictError
 from server.errors import CclError, FailedPreconditionError, InvalidArgumentError
@@ -44,12 +46,15 @@ from server.services.auth import Principal, Role
 from server.services.validation import validate_idempotency_key, validate_lead
 from server.storage import models as m
 from server.storage.db import Database
-from server.storage.leads import LeadRepository, StoredResult
+from server.storage.leads import LeadRepository, PipelineLease, StoredResult
 from server.storage.pipeline import STAGE_CREDIT_CHECKED, STAGE_INTAKE, PipelineRepository
 
 log = logging.getLogger("ccl.orchestrator")
 
-PIPELINE_LEASE = dt.timedelta(minutes=2)
+# Longer than the slowest legitimate pipeline (FlexPath: 3 attempts x 15 s plus backoff), so a
+# live process never loses a lead to the sweep; short enough that a crashed one's leads resume
+# within a couple of minutes.
+PIPELINE_LEASE = dt.timedelta(seconds=90)
 MAX_IMPORT_RECORDS = 100_000
 IMPORT_CHUNK = 100
 
@@ -123,10 +128,19 @@ class Orchestrator:
         key = validate_idempotency_key(idempotency_key)
         valid = validate_lead(lead, region=self._region)
         assert lead is not None
-        stored = await self._intake(principal, key, lead, valid, source_dealer_id)
+        owner = uuid.uuid4().hex
+        stored = await self._intake(principal, key, lead, valid, source_dealer_id, owner)
         if stored.outcome is LeadOutcome.ACCEPTED:
-            await self.advance([stored.lead_id])
+            # A new lead is born holding this run's lease; a replay must claim it (it may be
+            # running elsewhere, or have stopped midway in a crash).
+            await self.advance([stored.lead_id], owner=None if stored.replay else owner)
         record = await self._db.run(self._leads.get, stored.lead_id)
+        if dealer_of(principal):
+            return ProcessResult(
+                lead=redacted_for_dealer(record),
+                outcome=stored.outcome,
+                idempotent_replay=stored.replay,
+            )
         return ProcessResult(
             lead=record,
             outcome=stored.outcome,
@@ -142,6 +156,7 @@ class Orchestrator:
         lead: LeadInput,
         valid: ValidLead,
         source_dealer_id: str | None,
+        owner: str = "",
     ) -> StoredResult:
         return await self._db.run(
             self._leads.create,
@@ -151,29 +166,41 @@ class Orchestrator:
             request_hash=request_fingerprint(lead),
             source_dealer_id=source_dealer_id or dealer_of(principal),
             resolve=self._identifier.resolve_lead,
+            pipeline_lease=PipelineLease(owner, m.utcnow() + PIPELINE_LEASE) if owner else None,
         )
 
     # --- the pipeline steps ---------------------------------------------------------------
 
-    async def advance(self, lead_ids: list[str]) -> None:
+    async def advance(self, lead_ids: list[str], *, owner: str | None = None) -> None:
         """Runs the remaining steps (credit check, routing) of the given leads, in batches.
-        Leads another process is working on, or that are done, are skipped."""
-        claimed = await self._db.run(self._pipeline.claim, lead_ids, m.utcnow(), PIPELINE_LEASE)
-        if not claimed:
-            return
-        try:
-            stages = await self._db.run(self._pipeline.stages, claimed)
-            to_check = [i for i in claimed if stages.get(i) == STAGE_INTAKE]
-            if to_check:
-                await self._credit_step(to_check)
-            stages = await self._db.run(self._pipeline.stages, claimed)
-            to_route = [i for i in claimed if stages.get(i) == STAGE_CREDIT_CHECKED]
-            if to_route:
-                await self._db.run(self._route_step, to_route)
-        finally:
-            await self._db.run(self._pipeline.release, claimed)
+        Leads another run holds, or that are done, are skipped. With `owner`, the caller
+        already holds their leases under that token (it just created them).
 
-    async def _credit_step(self, lead_ids: list[str]) -> None:
+        Writes: the credit results, the routing, the new stage and the lease release of all
+        the leads go in one transaction after the (network-bound) credit checks, and only for
+        the leads whose lease this run still holds then."""
+        token = owner or uuid.uuid4().hex
+        held = (
+            list(lead_ids)
+            if owner
+            else await self._db.run(
+                self._pipeline.claim, lead_ids, token, m.utcnow(), PIPELINE_LEASE
+            )
+        )
+        if not held:
+            return
+        finished = False
+        try:
+            stages = await self._db.run(self._pipeline.stages, held)
+            to_check = [i for i in held if stages.get(i) == STAGE_INTAKE]
+            outcomes = await self._check(to_check) if to_check else []
+            await self._db.run(self._finish_steps, held, token, outcomes)
+            finished = True
+        finally:
+            if not finished:
+                await self._db.run(self._pipeline.release, held, token)
+
+    async def _check(self, lead_ids: list[str]) -> list[tuple[str, CreditOutcome]]:
         rows = await self._db.run(self._pipeline.applicants, lead_ids)
         outcomes = await asyncio.gather(
             *(
@@ -195,25 +222,30 @@ class Orchestrator:
                 for r in rows
             )
         )
+        return [(r.lead_id, o) for r, o in zip(rows, outcomes, strict=True)]
 
-        def store() -> None:
-            now = m.utcnow()
-            with self._db.transaction():
-                for row, outcome in zip(rows, outcomes, strict=True):
-                    self._pipeline.record_credit(
-                        row.lead_id, outcome.result, outcome.fallback_reason, now
-                    )
-
-        await self._db.run(store)
-
-    def _route_step(self, lead_ids: list[str]) -> None:
+    def _finish_steps(
+        self, held: list[str], owner: str, checked: list[tuple[str, CreditOutcome]]
+    ) -> None:
+        """One transaction: store credit results, route every credit-checked lead, release;
+        leads whose lease expired and went to another run meanwhile are left to that run."""
         queued = False
         with self._db.transaction():
             now = m.utcnow()
-            for lead_id in lead_ids:
-                result = self._packaging.route(lead_id, now)
-                self._pipeline.finish(lead_id, now)
-                queued = queued or result.delivery_id is not None
+            mine = set(self._pipeline.owned(held, owner))
+            stages = self._pipeline.stages(list(mine))
+            for lead_id, outcome in checked:
+                if lead_id in mine and stages.get(lead_id) == STAGE_INTAKE:
+                    self._pipeline.record_credit(
+                        lead_id, outcome.result, outcome.fallback_reason, now
+                    )
+                    stages[lead_id] = STAGE_CREDIT_CHECKED
+            for lead_id in held:
+                if lead_id in mine and stages.get(lead_id) == STAGE_CREDIT_CHECKED:
+                    result = self._packaging.route(lead_id, now)
+                    self._pipeline.finish(lead_id, now)
+                    queued = queued or result.delivery_id is not None
+            self._pipeline.release(list(mine), owner)
         if queued:
             self._on_delivery_queued()
 
@@ -234,7 +266,8 @@ class Orchestrator:
 
         await self._db.run(reopen)
         await self.advance([lead_id])
-        return await self._db.run(self._leads.get, lead_id, dealer)
+        record = await self._db.run(self._leads.get, lead_id, dealer)
+        return redacted_for_dealer(record) if dealer else record
 
     async def sweep(self, older_than: dt.timedelta) -> int:
         """Resumes pipelines that stopped midway (a crash between steps); returns how many."""
@@ -293,6 +326,8 @@ class Orchestrator:
                     record.record_ref, LeadOutcome.REJECTED, "", describe(e)
                 )
 
+        lease = PipelineLease(uuid.uuid4().hex, m.utcnow() + PIPELINE_LEASE)
+
         def intake_all() -> list[tuple[int, StoredResult | CclError]]:
             out: list[tuple[int, StoredResult | CclError]] = []
             with self._db.transaction():
@@ -308,6 +343,7 @@ class Orchestrator:
                                 request_hash=request_hash,
                                 source_dealer_id=dealer_of(principal),
                                 resolve=self._identifier.resolve_lead,
+                                pipeline_lease=lease,
                             )
                         out.append((i, stored))
                     except CclError as e:
@@ -318,7 +354,8 @@ class Orchestrator:
                         out.append((i, earlier or ConflictError("record conflicts", "CONFLICT")))
             return out
 
-        accepted: list[str] = []
+        accepted: list[str] = []  # created here, so holding their leases
+        replayed: list[str] = []
         for i, stored in await self._db.run(intake_all):
             ref = chunk[i].record_ref
             if isinstance(stored, CclError):
@@ -326,7 +363,9 @@ class Orchestrator:
                 continue
             results[i] = ImportRecordResult(ref, stored.outcome, stored.lead_id, "", stored.replay)
             if stored.outcome is LeadOutcome.ACCEPTED:
-                accepted.append(stored.lead_id)
+                (replayed if stored.replay else accepted).append(stored.lead_id)
         if accepted:
-            await self.advance(accepted)
+            await self.advance(accepted, owner=lease.owner)
+        if replayed:
+            await self.advance(replayed)
         return [results[i] for i in range(len(chunk))]

@@ -31,6 +31,7 @@ import peewee as pw
 from server.domain.leads import ActivityEntry, AgentName, LeadOutcome, Resolution, ValidLead
 from server.services.validation import normalize_email, normalize_phone
 from server.storage import models as m
+from server.storage.db import database_proxy
 
 A = AgentName.VISITOR_IDENTIFIER
 
@@ -120,6 +121,11 @@ def clean_phone(raw: str, region: str) -> str | None:
     return None if is_junk_phone(e164) else e164
 
 
+def _savepoint() -> Any:
+    """A savepoint in the caller's transaction: a failed insert rolls back only itself."""
+    return database_proxy.atomic()
+
+
 def truncate_ip(ip: str) -> str:
     """The /24 (IPv4) or /48 (IPv6) network address: enough for fraud checks, not a person."""
     try:
@@ -166,15 +172,20 @@ def corrected_time(
 ) -> dt.datetime:
     """When the event happened on the server's clock (Segment's rule: received - (sent - event)).
 
-    Without `sent_time` the skew is unknown: a client time within a day of receipt is trusted,
-    anything else (a browser clock years off) falls back to the receipt time."""
+    Without a usable `sent_time` (missing, or more than a day from the event) the skew is
+    unknown: a client time within a day of receipt is trusted, anything else (a browser clock
+    years off) falls back to the receipt time."""
     if client_time is None:
         return received_at
-    if sent_time is not None:
-        corrected = received_at - (sent_time - client_time)
-        return min(corrected, received_at)
-    if abs(received_at - client_time) <= dt.timedelta(days=1):
-        return min(client_time, received_at)
+    day = dt.timedelta(days=1)
+    try:
+        if sent_time is not None and abs(sent_time - client_time) <= day:
+            # The event happened (sent - event) before the send, by the browser's own clock.
+            return min(received_at - (sent_time - client_time), received_at)
+        if abs(received_at - client_time) <= day:
+            return min(client_time, received_at)
+    except OverflowError:
+        pass
     return received_at
 
 
@@ -266,42 +277,36 @@ class VisitorIdentifier:
     ) -> TrackResult:
         """Records one website event; stitches the visitor when it carries an identifier and the
         visitor did not opt out. Runs inside a transaction."""
-        visitor = m.Visitor.get_or_none(m.Visitor.anonymous_id == event.anonymous_id)
-        returning = visitor is not None and visitor.event_count > 0
-        if visitor is None:
-            visitor = m.Visitor.create(
-                anonymous_id=event.anonymous_id, first_seen_at=now, last_seen_at=now
-            )
-        if event.event_id and (
-            m.VisitorEvent.select()
-            .where(
-                (m.VisitorEvent.visitor == visitor.id) & (m.VisitorEvent.event_id == event.event_id)
-            )
-            .exists()
-        ):
-            # A retried event: recorded once, answered the same way.
+        visitor = self._visitor(event.anonymous_id, now)
+        returning = visitor.event_count > 0
+        try:
+            with _savepoint():
+                m.VisitorEvent.create(
+                    visitor=visitor.id,
+                    event_id=event.event_id or None,
+                    event_type=event.event_type,
+                    page_url=event.page_url,
+                    page_path=event.page_path,
+                    referrer=event.referrer,
+                    page_title=event.page_title,
+                    utm_source=event.utm_source,
+                    utm_medium=event.utm_medium,
+                    utm_campaign=event.utm_campaign,
+                    utm_term=event.utm_term,
+                    utm_content=event.utm_content,
+                    user_agent=event.user_agent,
+                    ip_address=truncate_ip(event.ip_address)
+                    if privacy_opt_out
+                    else event.ip_address,
+                    step=event.step,
+                    client_time=event.client_time,
+                    occurred_at=corrected_time(now, event.client_time, event.sent_time),
+                    received_at=now,
+                    privacy_opt_out=privacy_opt_out,
+                )
+        except pw.IntegrityError:
+            # The same event id again (a retry): recorded once, answered the same way.
             return TrackResult(visitor.id, visitor.identity_id or "", returning, privacy_opt_out)
-        m.VisitorEvent.create(
-            visitor=visitor.id,
-            event_id=event.event_id or None,
-            event_type=event.event_type,
-            page_url=event.page_url,
-            page_path=event.page_path,
-            referrer=event.referrer,
-            page_title=event.page_title,
-            utm_source=event.utm_source,
-            utm_medium=event.utm_medium,
-            utm_campaign=event.utm_campaign,
-            utm_term=event.utm_term,
-            utm_content=event.utm_content,
-            user_agent=event.user_agent,
-            ip_address=truncate_ip(event.ip_address) if privacy_opt_out else event.ip_address,
-            step=event.step,
-            client_time=event.client_time,
-            occurred_at=corrected_time(now, event.client_time, event.sent_time),
-            received_at=now,
-            privacy_opt_out=privacy_opt_out,
-        )
         m.Visitor.update(last_seen_at=now, event_count=m.Visitor.event_count + 1).where(
             m.Visitor.id == visitor.id
         ).execute()
@@ -319,13 +324,21 @@ class VisitorIdentifier:
 
     # --- stitching ------------------------------------------------------------------------
 
-    def _visitor(self, anonymous_id: str, now: dt.datetime) -> m.Visitor:
+    @staticmethod
+    def _visitor(anonymous_id: str, now: dt.datetime) -> m.Visitor:
+        """The visitor with this anonymous id, created if new. Safe against a concurrent
+        first event of the same browser: the loser's insert rolls back to a savepoint and it
+        reads the winner's row."""
         visitor = m.Visitor.get_or_none(m.Visitor.anonymous_id == anonymous_id)
-        if visitor is None:
-            visitor = m.Visitor.create(
-                anonymous_id=anonymous_id, first_seen_at=now, last_seen_at=now
-            )
-        return visitor
+        if visitor is not None:
+            return visitor
+        try:
+            with _savepoint():
+                return m.Visitor.create(
+                    anonymous_id=anonymous_id, first_seen_at=now, last_seen_at=now
+                )
+        except pw.IntegrityError:
+            return m.Visitor.get(m.Visitor.anonymous_id == anonymous_id)
 
     def _stitch(
         self,
@@ -418,7 +431,11 @@ class VisitorIdentifier:
                 )
             )
             return
-        m.IdentityIdentifier.create(identity=identity_id, kind=kind, value=value)
+        try:
+            with _savepoint():
+                m.IdentityIdentifier.create(identity=identity_id, kind=kind, value=value)
+        except pw.IntegrityError:
+            pass  # linked at the same moment by a concurrent request: it belongs to someone now
 
     @staticmethod
     def _merge(keep: str, drop: str) -> None:

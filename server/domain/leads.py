@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
@@ -216,3 +217,10 @@ class Page:
 class PageResult(Generic[T]):
     items: list[T] = field(default_factory=list)
     next_page_token: str = ""
+
+
+def redacted_for_dealer(record: LeadRecord) -> LeadRecord:
+    """What a dealer may see of a lead: not how it was linked to other people's records (the
+    identity, or which earlier lead it duplicates), so a dealer cannot probe whether CCL knows
+    a consumer by submitting a made-up lead."""
+    return dataclasses.replace(record, identity_id="", duplicate_of_lead_id="")

@@ -150,6 +150,12 @@ class ApiKeyService:
         row = models.ApiKey.get_or_none(models.ApiKey.id == parts[1])
         if row is None or row.revoked_at is not None:
             return None
+        if row.dealer_id and not (
+            models.Dealer.select()
+            .where((models.Dealer.id == row.dealer_id) & (models.Dealer.active == True))  # noqa: E712
+            .exists()
+        ):
+            return None  # a deactivated dealer's keys stop working at once
         if not hmac.compare_digest(row.secret_hash, digest):
             return None
         return Principal(key_id=row.id, role=Role(row.role), dealer_id=row.dealer_id)

@@ -14,8 +14,10 @@ is handled on its own, idempotent by (dealer, event id):
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ from server.storage.db import Database
 from server.storage.leads import append_activities
 
 MAX_EVENTS = 500
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 DEALER_STATUSES = {
     "contacted": LeadStatus.CONTACTED,
     "appointment_set": LeadStatus.APPOINTMENT_SET,
@@ -45,19 +48,24 @@ DEALER_STATUSES = {
     "lost": LeadStatus.LOST,
     "returned": LeadStatus.RETURNED,
 }
-# A dealer reports on leads it received; earlier states (not yet delivered) cannot move.
-UPDATABLE_FROM = frozenset(
-    s.value
-    for s in (
-        LeadStatus.PACKAGED,
-        LeadStatus.DELIVERED,
-        LeadStatus.CONTACTED,
-        LeadStatus.APPOINTMENT_SET,
-        LeadStatus.SOLD,
-        LeadStatus.LOST,
-        LeadStatus.RETURNED,
-    )
-)
+# Which dealer statuses may follow which: forward through contact and appointment to an outcome;
+# a sale may still be unwound (returned); lost and returned leads are closed.
+_OPEN = (LeadStatus.PACKAGED, LeadStatus.DELIVERED, LeadStatus.DELIVERY_FAILED)
+ALLOWED_FROM: dict[LeadStatus, frozenset[str]] = {
+    LeadStatus.CONTACTED: frozenset(s.value for s in (*_OPEN, LeadStatus.CONTACTED)),
+    LeadStatus.APPOINTMENT_SET: frozenset(
+        s.value for s in (*_OPEN, LeadStatus.CONTACTED, LeadStatus.APPOINTMENT_SET)
+    ),
+    LeadStatus.SOLD: frozenset(
+        s.value for s in (*_OPEN, LeadStatus.CONTACTED, LeadStatus.APPOINTMENT_SET)
+    ),
+    LeadStatus.LOST: frozenset(
+        s.value for s in (*_OPEN, LeadStatus.CONTACTED, LeadStatus.APPOINTMENT_SET)
+    ),
+    LeadStatus.RETURNED: frozenset(
+        s.value for s in (*_OPEN, LeadStatus.CONTACTED, LeadStatus.APPOINTMENT_SET, LeadStatus.SOLD)
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -102,15 +110,17 @@ class DealerWebhookService:
         return (dealer.signing_secret or "") if dealer else ""
 
     def _verify(self, secret: str, body: bytes, timestamp: str, signature: str) -> None:
-        try:
-            sent = int(timestamp)
-        except ValueError:
-            sent = None
-        if sent is None or abs(self._clock() - sent) > self._tolerance:
+        # Unix seconds only: a bounded digit string, so no input can overflow the arithmetic.
+        if (
+            not _TIMESTAMP.fullmatch(timestamp)
+            or abs(self._clock() - int(timestamp)) > self._tolerance
+        ):
             raise UnauthenticatedError(
                 "x-ccl-timestamp is missing or too far from now", reason="TIMESTAMP_OUT_OF_RANGE"
             )
-        if not secret or not hmac.compare_digest(sign(secret, timestamp, body), signature):
+        expected = sign(secret, timestamp, body).encode() if secret else b""
+        given = signature.encode("ascii", errors="replace")  # non-ASCII can never match
+        if not secret or not hmac.compare_digest(expected, given):
             raise UnauthenticatedError(
                 "x-ccl-signature does not match the body", reason="SIGNATURE_INVALID"
             )
@@ -119,8 +129,8 @@ class DealerWebhookService:
     def _events(body: bytes) -> list[Any]:
         try:
             document = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise _bad_body("the body is not JSON") from e
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            raise _bad_body("the body is not JSON (or nests too deeply)") from e
         events = document.get("events") if isinstance(document, dict) else None
         if not isinstance(events, list):
             raise _bad_body('the body must be {"events": [...]}')
@@ -184,8 +194,10 @@ class DealerWebhookService:
                 event_id, "rejected", "INVALID_EVENT: lead is not a valid lead object"
             )
         try:
+            # A digest keeps the key within 128 printable characters for any event id.
+            key = "dealer-event:" + hashlib.sha256(f"{dealer_id}:{event_id}".encode()).hexdigest()
             result = await self._orchestrator.process(
-                principal, f"dealer-event:{event_id}", lead, source_dealer_id=dealer_id
+                principal, key, lead, source_dealer_id=dealer_id
             )
         except CclError as e:
             return EventResult(event_id, "rejected", describe(e))
@@ -213,11 +225,14 @@ class DealerWebhookService:
             if lead is None:
                 # Also for another dealer's lead: its existence is not disclosed.
                 return EventResult(event_id, "rejected", "LEAD_NOT_FOUND", "")
-            if lead.status not in UPDATABLE_FROM:
-                return EventResult(
-                    event_id, "rejected", f"INVALID_TRANSITION: the lead is {lead.status}", lead_id
-                )
             new = DEALER_STATUSES[status]
+            if lead.status not in ALLOWED_FROM[new]:
+                return EventResult(
+                    event_id,
+                    "rejected",
+                    f"INVALID_TRANSITION: the lead is {lead.status}, it cannot become {status}",
+                    lead_id,
+                )
             m.Lead.update(status=new.value, reason=reason.strip(), updated_at=now).where(
                 m.Lead.id == lead_id
             ).execute()

@@ -6,6 +6,8 @@ import json
 import re
 import secrets
 
+import httpx
+
 from server.domain.dealers import DealerInput, DealerRecord
 from server.domain.leads import PageResult
 from server.errors import FieldViolation, InvalidArgumentError, NotFoundError
@@ -48,9 +50,7 @@ def validate_dealer(d: DealerInput, fields: frozenset[str] = UPDATABLE) -> Deale
         v.append(FieldViolation("dealer.weight", "must be between 1 and 100"))
     if "endpoint_url" in fields:
         out.endpoint_url = d.endpoint_url.strip()
-        if out.endpoint_url and (
-            not out.endpoint_url.startswith(("https://", "http://")) or len(out.endpoint_url) > 2048
-        ):
+        if out.endpoint_url and not _is_http_url(out.endpoint_url):
             v.append(FieldViolation("dealer.endpoint_url", "must be an http(s) URL"))
     if "delivery_format" in fields:
         out.delivery_format = d.delivery_format or "json"
@@ -61,6 +61,17 @@ def validate_dealer(d: DealerInput, fields: frozenset[str] = UPDATABLE) -> Deale
     if v:
         raise InvalidArgumentError("the dealer is not valid", reason="INVALID_DEALER", violations=v)
     return out
+
+
+def _is_http_url(value: str) -> bool:
+    """Parses as the delivery client will (httpx), so a stored endpoint can always be used."""
+    if len(value) > 2048:
+        return False
+    try:
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, ValueError):
+        return False
+    return url.scheme in ("http", "https") and bool(url.host)
 
 
 def _record(r: m.Dealer) -> DealerRecord:

@@ -9,7 +9,15 @@ import datetime as dt
 from dataclasses import dataclass
 
 from server.agents.visitor_identifier import TrackResult, VisitorEventInput, VisitorIdentifier
-from server.domain.leads import ActivityRecord, LeadFilter, LeadRecord, Page, PageResult
+from server.domain.leads import (
+    ActivityRecord,
+    AgentName,
+    LeadFilter,
+    LeadRecord,
+    Page,
+    PageResult,
+    redacted_for_dealer,
+)
 from server.errors import FieldViolation, InvalidArgumentError
 from server.services.auth import Principal, Role
 from server.storage import models as m
@@ -86,21 +94,30 @@ class LeadService:
         self._identifier = identifier
 
     async def get(self, principal: Principal, lead_id: str) -> LeadRecord:
-        return await self._db.run(self._repo.get, lead_id, _dealer_restriction(principal))
+        dealer = _dealer_restriction(principal)
+        record = await self._db.run(self._repo.get, lead_id, dealer)
+        return redacted_for_dealer(record) if dealer else record
 
     async def list_leads(
         self, principal: Principal, flt: LeadFilter, size: int, token: str
     ) -> PageResult[LeadRecord]:
         page = Page(size=page_size(size, 50), token=token)
-        return await self._db.run(self._repo.list, flt, page, _dealer_restriction(principal))
+        dealer = _dealer_restriction(principal)
+        result = await self._db.run(self._repo.list, flt, page, dealer)
+        if dealer:
+            result.items = [redacted_for_dealer(r) for r in result.items]
+        return result
 
     async def list_activity(
         self, principal: Principal, lead_id: str, size: int, token: str
     ) -> PageResult[ActivityRecord]:
         page = Page(size=page_size(size, 100), token=token)
-        return await self._db.run(
-            self._repo.list_activity, lead_id, page, _dealer_restriction(principal)
-        )
+        dealer = _dealer_restriction(principal)
+        result = await self._db.run(self._repo.list_activity, lead_id, page, dealer)
+        if dealer:
+            # Identity steps say how the applicant relates to other records: not for dealers.
+            result.items = [a for a in result.items if a.agent is not AgentName.VISITOR_IDENTIFIER]
+        return result
 
     async def packages(self, principal: Principal, lead_id: str) -> list[PackageView]:
         await self.get(principal, lead_id)

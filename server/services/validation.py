@@ -261,6 +261,10 @@ def _validate_consent(c: _Collector, consent: ConsentInput | None) -> ConsentInp
             ip = str(ipaddress.ip_address(ip))
         except ValueError:
             c.add("consent.ip_address", "must be an IPv4 or IPv6 address")
+    if consent.consented_at is not None:
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        if not dt.datetime(2000, 1, 1) <= consent.consented_at <= now + dt.timedelta(minutes=5):
+            c.add("consent.consented_time", "must be a past time (since 2000)")
     page_url = consent.page_url.strip()
     if page_url and (len(page_url) > 2048 or not page_url.startswith(("https://", "http://"))):
         c.add("consent.page_url", "must be an http(s) URL of at most 2048 characters")

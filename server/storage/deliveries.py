@@ -20,6 +20,12 @@ from server.storage.leads import append_activities
 
 A = AgentName.LEAD_PACKAGING
 DUE_STATES = ("pending", "retrying")
+# Lead statuses that delivery moves; a dealer-reported status (sold, ...) is never overwritten.
+_DELIVERY_STATUSES = [
+    LeadStatus.PACKAGED.value,
+    LeadStatus.DELIVERED.value,
+    LeadStatus.DELIVERY_FAILED.value,
+]
 
 
 @dataclass(frozen=True)
@@ -136,21 +142,19 @@ class DeliveryRepository:
                 error=error,
                 duration_ms=duration_ms,
             )
-            lead_update: dict[str, object] = {"delivery_state": state, "updated_at": now}
-            if state == "delivered":
-                lead_update["status"] = LeadStatus.DELIVERED.value
-            elif state in ("rejected", "dead_lettered"):
-                lead_update["status"] = LeadStatus.DELIVERY_FAILED.value
-            m.Lead.update(**lead_update).where(
-                (m.Lead.id == due.lead_id)
-                & m.Lead.status.in_(
-                    [
-                        LeadStatus.PACKAGED.value,
-                        LeadStatus.DELIVERED.value,
-                        LeadStatus.DELIVERY_FAILED.value,
-                    ]
-                )
+            m.Lead.update(delivery_state=state, updated_at=now).where(
+                m.Lead.id == due.lead_id
             ).execute()
+            # The lead's status follows delivery only until the dealer reports on it.
+            new_status = {
+                "delivered": LeadStatus.DELIVERED,
+                "rejected": LeadStatus.DELIVERY_FAILED,
+                "dead_lettered": LeadStatus.DELIVERY_FAILED,
+            }.get(state)
+            if new_status is not None:
+                m.Lead.update(status=new_status.value).where(
+                    (m.Lead.id == due.lead_id) & m.Lead.status.in_(_DELIVERY_STATUSES)
+                ).execute()
             attempt = due.attempts + 1
             details = {
                 "delivery_id": due.delivery_id,
@@ -226,9 +230,12 @@ class DeliveryRepository:
                     locked_until=None,
                     updated_at=now,
                 ).where(m.Delivery.id == delivery_id).execute()
-                m.Lead.update(
-                    status=LeadStatus.PACKAGED.value, delivery_state="pending", updated_at=now
-                ).where(m.Lead.id == row.lead_id).execute()
+                m.Lead.update(delivery_state="pending", updated_at=now).where(
+                    m.Lead.id == row.lead_id
+                ).execute()
+                m.Lead.update(status=LeadStatus.PACKAGED.value).where(
+                    (m.Lead.id == row.lead_id) & m.Lead.status.in_(_DELIVERY_STATUSES)
+                ).execute()
                 append_activities(
                     row.lead_id,
                     [(A, "delivery.requeued", "Delivery queued again", {"delivery_id": row.id})],

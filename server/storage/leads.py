@@ -55,6 +55,14 @@ class StoredResult:
 Resolver = Callable[[ValidLead, dt.datetime], Resolution]
 
 
+@dataclass(frozen=True)
+class PipelineLease:
+    """Who runs a lead's pipeline steps (a token per run) and until when."""
+
+    owner: str
+    until: dt.datetime
+
+
 class LeadRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -70,10 +78,13 @@ class LeadRepository:
         request_hash: str,
         source_dealer_id: str | None,
         resolve: Resolver | None = None,
+        pipeline_lease: PipelineLease | None = None,
     ) -> StoredResult:
         """Stores a validated lead, its consent evidence, its first activity entries and the
         idempotency record in one transaction; `resolve` (VisitorIdentifier) decides identity
-        and duplicates inside that transaction. A key seen before returns its first result."""
+        and duplicates inside that transaction, and an accepted lead is born holding
+        `pipeline_lease` (its creator runs its next steps). A key seen before returns its first
+        result."""
         try:
             with self._db.transaction():
                 return self.create_in_transaction(
@@ -83,6 +94,7 @@ class LeadRepository:
                     request_hash=request_hash,
                     source_dealer_id=source_dealer_id,
                     resolve=resolve,
+                    pipeline_lease=pipeline_lease,
                 )
         except pw.IntegrityError:
             # A concurrent call with the same key won the race; answer with its result.
@@ -101,13 +113,22 @@ class LeadRepository:
         request_hash: str,
         source_dealer_id: str | None,
         resolve: Resolver | None = None,
+        pipeline_lease: PipelineLease | None = None,
     ) -> StoredResult:
         """`create` inside the caller's transaction (bulk import batches many in one)."""
         if idempotency_key:
             earlier = self.replay(scope, idempotency_key, request_hash)
             if earlier is not None:
                 return earlier
-        return self._insert(lead, scope, idempotency_key, request_hash, source_dealer_id, resolve)
+        return self._insert(
+            lead,
+            scope,
+            idempotency_key,
+            request_hash,
+            source_dealer_id,
+            resolve,
+            pipeline_lease,
+        )
 
     def replay(self, scope: str, key: str, request_hash: str) -> StoredResult | None:
         """The stored result of an earlier request with this key; raises if the request differs."""
@@ -138,6 +159,7 @@ class LeadRepository:
         request_hash: str,
         source_dealer_id: str | None,
         resolve: Resolver | None,
+        pipeline_lease: PipelineLease | None,
     ) -> StoredResult:
         now = models.utcnow()
         resolution = resolve(lead, now) if resolve is not None else None
@@ -162,6 +184,14 @@ class LeadRepository:
             visitor=identity.visitor_id or None,
             duplicate_of=resolution.duplicate_of_lead_id if resolution else None,
             pipeline_stage="intake" if outcome is LeadOutcome.ACCEPTED else "done",
+            **(
+                {
+                    "pipeline_owner": pipeline_lease.owner,
+                    "pipeline_locked_until": pipeline_lease.until,
+                }
+                if pipeline_lease and outcome is LeadOutcome.ACCEPTED
+                else {}
+            ),
             source=lead.source,
             visitor_anonymous_id=lead.visitor_id,
             source_dealer=source_dealer_id,

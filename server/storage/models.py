@@ -200,6 +200,7 @@ class Lead(BaseModel):
     # Lease of the process running this lead's pipeline steps (credit check, routing), so a
     # resumed pipeline (retry, crash sweep) never runs twice at once.
     pipeline_locked_until = pw.DateTimeField(null=True)
+    pipeline_owner = pw.CharField(max_length=32, default="")
     # Which pipeline step comes next: "intake" (credit check), "credit_checked" (routing), "done".
     pipeline_stage = pw.CharField(max_length=16, default="intake", index=True)
     created_at = pw.DateTimeField(default=utcnow, index=True)

@@ -39,27 +39,37 @@ class PipelineRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def claim(self, lead_ids: list[str], now: dt.datetime, lease: dt.timedelta) -> list[str]:
-        """Takes the pipeline lease of the given leads that nobody holds; returns those."""
+    def claim(
+        self, lead_ids: list[str], owner: str, now: dt.datetime, lease: dt.timedelta
+    ) -> list[str]:
+        """Takes the pipeline lease of the given leads that nobody holds; returns those.
+
+        One conditional UPDATE: on PostgreSQL a concurrent claimant waits for the row lock and
+        then re-checks the condition against the committed row, so exactly one wins."""
         if not lead_ids:
             return []
         with self._db.transaction():
             free = (m.Lead.pipeline_locked_until.is_null()) | (m.Lead.pipeline_locked_until < now)
-            claimable = [
-                r.id
-                for r in m.Lead.select(m.Lead.id).where(
-                    m.Lead.id.in_(lead_ids) & free & (m.Lead.pipeline_stage != STAGE_DONE)
-                )
-            ]
-            if claimable:
-                m.Lead.update(pipeline_locked_until=now + lease).where(
-                    m.Lead.id.in_(claimable)
-                ).execute()
-            return claimable
+            m.Lead.update(pipeline_owner=owner, pipeline_locked_until=now + lease).where(
+                m.Lead.id.in_(lead_ids) & free & (m.Lead.pipeline_stage != STAGE_DONE)
+            ).execute()
+            return self.owned(lead_ids, owner)
 
-    def release(self, lead_ids: list[str]) -> None:
+    def owned(self, lead_ids: list[str], owner: str) -> list[str]:
+        """The given leads whose lease `owner` still holds (locked on PostgreSQL, so nobody takes
+        them over before the caller's transaction ends)."""
+        query = m.Lead.select(m.Lead.id).where(
+            m.Lead.id.in_(lead_ids) & (m.Lead.pipeline_owner == owner)
+        )
+        if self._db.backend == "postgresql":
+            query = query.for_update()
+        return [r.id for r in query]
+
+    def release(self, lead_ids: list[str], owner: str) -> None:
         if lead_ids:
-            m.Lead.update(pipeline_locked_until=None).where(m.Lead.id.in_(lead_ids)).execute()
+            m.Lead.update(pipeline_locked_until=None, pipeline_owner="").where(
+                m.Lead.id.in_(lead_ids) & (m.Lead.pipeline_owner == owner)
+            ).execute()
 
     def stages(self, lead_ids: list[str]) -> dict[str, str]:
         rows = m.Lead.select(m.Lead.id, m.Lead.pipeline_stage).where(m.Lead.id.in_(lead_ids))

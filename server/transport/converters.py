@@ -14,6 +14,7 @@ from server.agents.orchestrator import ImportRecord, ImportRecordResult
 from server.agents.visitor_identifier import VisitorEventInput
 from server.domain import leads as d
 from server.domain.dealers import DealerInput, DealerRecord
+from server.errors import FieldViolation, InvalidArgumentError
 from server.services import stats
 from server.services.leads import PackageView
 from server.storage.deliveries import DeliveryView
@@ -27,12 +28,20 @@ def to_timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     return ts
 
 
-def from_timestamp(message: object, field: str) -> dt.datetime | None:
-    """A naive UTC datetime for a set Timestamp field, else None."""
+def from_timestamp(message: object, field: str, path: str = "") -> dt.datetime | None:
+    """A naive UTC datetime for a set Timestamp field, else None; INVALID_ARGUMENT (naming
+    `path`) for a timestamp outside years 1 to 9999."""
     if not message.HasField(field):  # type: ignore[attr-defined]
         return None
     ts: timestamp_pb2.Timestamp = getattr(message, field)
-    return ts.ToDatetime(tzinfo=dt.UTC).replace(tzinfo=None)
+    try:
+        return ts.ToDatetime(tzinfo=dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError) as e:
+        raise InvalidArgumentError(
+            "a timestamp is out of range",
+            reason="INVALID_TIMESTAMP",
+            violations=[FieldViolation(path or field, "is not a valid timestamp")],
+        ) from e
 
 
 # --- leads: requests ------------------------------------------------------------------
@@ -73,7 +82,7 @@ def lead_input(message: lead_pb2.LeadInput, present: bool = True) -> d.LeadInput
             user_agent=c.user_agent,
             page_url=c.page_url,
             certificate_id=c.certificate_id,
-            consented_at=from_timestamp(c, "consented_time"),
+            consented_at=from_timestamp(c, "consented_time", "lead.consent.consented_time"),
         )
         if message.HasField("consent")
         else None,

@@ -10,7 +10,7 @@ from server.services.auth import Principal, Role
 from server.services.validation import validate_lead
 from server.storage import models as m
 from server.transport.converters import lead_input
-from support.builders import received_lead
+from support.builders import dealer, received_lead
 from support.data import example_message
 
 
@@ -40,9 +40,40 @@ async def test_retry_with_the_same_key_finishes_an_interrupted_pipeline(
     assert lead is not None
     # Intake only, as if the process died before the credit check.
     stored = await application.orchestrator._intake(
-        principal, "resume-1", lead, validate_lead(lead), None
+        principal, "resume-1", lead, validate_lead(lead), None, "crashed-run"
     )
     assert m.Lead.get_by_id(stored.lead_id).pipeline_stage == "intake"
+    # Its creator died holding the lead's lease; a retry before the lease ends leaves it alone.
+    early = await application.orchestrator.process(principal, "resume-1", lead)
+    assert early.idempotent_replay and early.lead.credit is None
+    m.Lead.update(pipeline_locked_until=None).where(m.Lead.id == stored.lead_id).execute()
     result = await application.orchestrator.process(principal, "resume-1", lead_input(message.lead))
     assert result.idempotent_replay and result.lead.lead_id == stored.lead_id
     assert result.lead.credit is not None, "the retry ran the missing steps"
+
+
+async def test_concurrent_runs_never_package_a_lead_twice(application: Application) -> None:
+    """Several runs (sweeps in several replicas, a request and its retry) race for the same
+    leads: each lead is credit checked, packaged and queued for delivery exactly once."""
+    m.Dealer.update(active=False).execute()
+    dealer()
+    leads = [received_lead(application) for _ in range(15)]
+    await asyncio.gather(*(application.orchestrator.advance(leads) for _ in range(4)))
+    for lead_id in leads:
+        assert m.CreditCheck.select().where(m.CreditCheck.lead == lead_id).count() == 1
+        assert m.LeadPackage.select().where(m.LeadPackage.lead == lead_id).count() == 1
+        assert m.Delivery.select().where(m.Delivery.lead == lead_id).count() == 1
+    assert not m.Lead.select().where(m.Lead.id.in_(leads) & (m.Lead.pipeline_owner != "")).exists()
+
+
+async def test_concurrent_first_events_of_one_browser(application: Application) -> None:
+    from server.agents.visitor_identifier import VisitorEventInput
+
+    events = [
+        VisitorEventInput(anonymous_id="anon-race", event_type=t, email="race.me@example.com")
+        for t in ("page_view", "application_started", "step_completed", "identify")
+    ]
+    results = await asyncio.gather(*(application.leads.track(e, False) for e in events))
+    assert len({r.visitor_id for r in results}) == 1
+    assert m.Visitor.get(m.Visitor.anonymous_id == "anon-race").event_count == 4
+    assert len({r.identity_id for r in results}) == 1

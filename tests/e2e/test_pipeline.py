@@ -433,3 +433,103 @@ def test_redeliver_after_rejection(
         assert again.status_code == 200, again.text
         wait_for_state(admin, lead_id, "DELIVERY_STATE_DELIVERED")
         assert [r.status for r in rejecting.received] == [422, 200]
+
+
+def test_hostile_webhook_input_is_a_clean_4xx(dealers: dict, proxy: EnvoyProcess) -> None:  # type: ignore[type-arg]
+    url = f"{proxy.base_url}/api/webhook/dealer-leads"
+    key = {"Authorization": f"Bearer {dealers['A']['key']}"}
+    body = b'{"events": []}'
+    huge_ts = {**key, **signed(body, SECRET_A), "x-ccl-timestamp": "1" + "0" * 400}
+    assert httpx.post(url, content=body, headers=huge_ts).status_code == 401
+    accented = {**key, **signed(body, SECRET_A)}
+    accented["x-ccl-signature"] = "sha256=\u00e9".encode().decode("unicode_escape")
+    response = httpx.post(
+        url, content=body, headers={k: v.encode("latin-1") for k, v in accented.items()}
+    )
+    assert response.status_code == 401
+    deep = b"[" * 50_000
+    r = httpx.post(url, content=deep, headers={**key, **signed(deep, SECRET_A)})
+    assert r.status_code == 400 and "INVALID_WEBHOOK_BODY" in r.text
+
+
+def test_out_of_range_client_times_are_handled(admin: httpx.Client) -> None:
+    r = admin.post(
+        "/api/visitors/track",
+        json={
+            "anonymous_id": "anon-clock",
+            "event_type": "VISITOR_EVENT_TYPE_PAGE_VIEW",
+            "client_time": "9999-12-31T00:00:00Z",
+            "sent_time": "0001-01-01T00:00:00Z",
+        },
+    )
+    assert r.status_code == 200, r.text
+    future = example_request()
+    future["idempotency_key"] = "future-consent"
+    future["lead"]["consent"]["consented_time"] = "2999-01-01T00:00:00Z"
+    bad = admin.post("/api/leads/process", json=future)
+    assert bad.status_code == 400 and "lead.consent.consented_time" in bad.text
+
+
+def test_unusable_endpoint_url_is_refused(admin: httpx.Client) -> None:
+    r = admin.post("/api/dealers", json={"name": "Broken", "endpoint_url": "http://[::1/leads"})
+    assert r.status_code == 400 and "dealer.endpoint_url" in r.text
+
+
+def test_dealer_sees_no_identity_links_and_statuses_move_forward_only(
+    delivered: dict,
+    dealers: dict,
+    proxy: EnvoyProcess,
+    admin: httpx.Client,  # type: ignore[type-arg]
+) -> None:
+    lead_id = delivered["lead"]["lead_id"]
+    key = {"Authorization": f"Bearer {dealers['A']['key']}"}
+    seen = httpx.get(f"{proxy.base_url}/api/leads/{lead_id}", headers=key).json()["lead"]
+    assert seen["identity_id"] == "" and seen["duplicate_of_lead_id"] == ""
+    activity = httpx.get(f"{proxy.base_url}/api/leads/{lead_id}/activity", headers=key).json()
+    assert not [a for a in activity["activities"] if a["agent"] == "AGENT_VISITOR_IDENTIFIER"]
+    probe = example_request(phone="(312) 555-0198")
+    probe["idempotency_key"] = "dealer-probe"
+    answer = httpx.post(f"{proxy.base_url}/api/leads/process", json=probe, headers=key).json()
+    assert answer["outcome"] == "LEAD_OUTCOME_DUPLICATE"
+    assert answer["lead"]["duplicate_of_lead_id"] == "" and answer["identity"]["identity_id"] == ""
+    assert answer["returning_applicant"] is False
+
+    url = f"{proxy.base_url}/api/webhook/dealer-leads"
+    sold = json.dumps(
+        {
+            "events": [
+                {"event_id": "evt-sold", "type": "status", "lead_id": lead_id, "status": "sold"}
+            ]
+        }
+    ).encode()
+    httpx.post(url, content=sold, headers={**key, **signed(sold, SECRET_A)})  # new or a duplicate
+    assert admin.get(f"/api/leads/{lead_id}").json()["lead"]["status"] == "LEAD_STATUS_SOLD"
+    back = json.dumps(
+        {
+            "events": [
+                {
+                    "event_id": "evt-back",
+                    "type": "status",
+                    "lead_id": lead_id,
+                    "status": "contacted",
+                }
+            ]
+        }
+    ).encode()
+    r = httpx.post(url, content=back, headers={**key, **signed(back, SECRET_A)})
+    assert r.json()["results"][0]["reason"].startswith("INVALID_TRANSITION")
+    assert admin.get(f"/api/leads/{lead_id}").json()["lead"]["status"] == "LEAD_STATUS_SOLD"
+
+
+def test_deactivated_dealer_key_stops_working(
+    admin: httpx.Client, server: ServerThread, proxy: EnvoyProcess
+) -> None:
+    created = admin.post("/api/dealers", json={"name": "Leaving Motors", "states": ["IL"]}).json()
+    dealer_id = created["dealer"]["dealer_id"]
+    key = {"Authorization": f"Bearer {server.create_key(Role.DEALER, dealer_id)}"}
+    assert httpx.get(f"{proxy.base_url}/api/leads", headers=key).status_code == 200
+    off = admin.patch(
+        f"/api/dealers/{dealer_id}", json={"active": False}, params={"update_mask": "active"}
+    )
+    assert off.status_code == 200, off.text
+    assert httpx.get(f"{proxy.base_url}/api/leads", headers=key).status_code == 401

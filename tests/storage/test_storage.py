@@ -214,3 +214,64 @@ def test_dealer_sees_only_its_own_leads(repo: LeadRepository) -> None:
 def test_created_filters(repo: LeadRepository) -> None:
     future = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1)
     assert repo.list(LeadFilter(created_after=future), Page(size=10)).items == []
+
+
+def test_upgrade_in_place_keeps_data(backend: str, tmp_path: Path) -> None:
+    """A database at migration 001 with a lead in it upgrades to the latest schema in place."""
+    from peewee_migrate import Router
+
+    from server.storage.migrate import MIGRATIONS_DIR
+
+    with contextlib.ExitStack() as stack:
+        url = (
+            f"sqlite:///{tmp_path / 'old.db'}"
+            if backend == "sqlite"
+            else stack.enter_context(postgres_database())
+        )
+        db = open_database(url)
+        stack.callback(db.close)
+        Router(db, migrate_dir=MIGRATIONS_DIR, ignore=["basemodel"]).run("001_initial")
+        assert "pipeline_stage" not in {c.name for c in db.get_columns("lead")}
+        columns = {
+            "id": "old-lead-1",
+            "status": "received",
+            "outcome": "accepted",
+            "reason": "",
+            "source": "website",
+            "visitor_anonymous_id": "",
+            "score": 0,
+            "delivery_state": "",
+            "first_name": "Old",
+            "last_name": "Lead",
+            "email": "old@example.com",
+            "email_normalized": "old@example.com",
+            "phone_e164": "+13125550100",
+            "date_of_birth": "x",
+            "monthly_income_cents": "x",
+            "down_payment_cents": 0,
+            "street": "1 A St",
+            "street2": "",
+            "city": "X",
+            "state": "IL",
+            "zip_code": "62701",
+            "vehicle_year": 0,
+            "vehicle_make": "",
+            "vehicle_model": "",
+            "vehicle_trim": "",
+            "vehicle_vin": "",
+            "vehicle_price_cents": 0,
+            "employment_status": "",
+            "months_employed": 0,
+            "months_at_address": 0,
+            "created_at": "2026-11-01 10:00:00",
+            "updated_at": "2026-11-01 10:00:00",
+        }
+        mark = "%s" if backend == "postgresql" else "?"
+        db.execute_sql(
+            f"INSERT INTO lead ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})",  # noqa: S608 (constant names)
+            tuple(columns.values()),
+        )
+        with _bound(db):
+            assert apply_migrations(db) == ["002_lead_pipeline_lease"]
+            row = db.execute_sql("SELECT first_name, pipeline_stage FROM lead").fetchone()
+        assert row == ("Old", "intake"), "kept, and queued for the pipeline sweep"
