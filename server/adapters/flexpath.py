@@ -14,7 +14,6 @@ import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Annotated, Any, Literal
 
@@ -28,6 +27,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from server.domain.credit import CreditApplicant
 from server.errors import UpstreamError
 
 __all__ = [
@@ -66,50 +66,35 @@ _SYSTEMIC_REJECTIONS = frozenset({"401", "403"})
 Decision = Literal["prequalified", "declined", "needs_review"]
 
 
-@dataclass(frozen=True)
-class FlexPathRequest:
-    """What a pre-qualification sends: identity, address, income and the consent reference.
+# What a pre-qualification sends is the domain's CreditApplicant; the adapter owns only its
+# wire format (`request_body`). No SSN field exists to send.
+FlexPathRequest = CreditApplicant
 
-    There is deliberately no field for a social security number: a soft pull does not need one.
-    Personal fields stay out of `repr` so a logged request or traceback shows only the lead id.
-    """
 
-    lead_id: str
-    first_name: str = field(repr=False)
-    last_name: str = field(repr=False)
-    street: str = field(repr=False)
-    city: str = field(repr=False)
-    state: str = field(repr=False)
-    zip_code: str = field(repr=False)
-    date_of_birth: dt.date = field(repr=False)
-    monthly_income_cents: int = field(repr=False)
-    consented_at: dt.datetime
-    consent_certificate_id: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        """The request body (see docs/flexpath.md)."""
-        consent: dict[str, Any] = {
-            "type": "fcra_soft_pull",
-            "lead_id": self.lead_id,
-            "consented_at": _iso_utc(self.consented_at),
-        }
-        if self.consent_certificate_id:
-            consent["certificate_id"] = self.consent_certificate_id
-        return {
-            "applicant": {
-                "first_name": self.first_name,
-                "last_name": self.last_name,
-                "date_of_birth": self.date_of_birth.isoformat(),
-                "monthly_income_cents": self.monthly_income_cents,
-                "address": {
-                    "street": self.street,
-                    "city": self.city,
-                    "state": self.state,
-                    "zip": self.zip_code,
-                },
+def request_body(request: FlexPathRequest) -> dict[str, Any]:
+    """The request body (see docs/flexpath.md)."""
+    consent: dict[str, Any] = {
+        "type": "fcra_soft_pull",
+        "lead_id": request.lead_id,
+        "consented_at": _iso_utc(request.consented_at),
+    }
+    if request.consent_certificate_id:
+        consent["certificate_id"] = request.consent_certificate_id
+    return {
+        "applicant": {
+            "first_name": request.first_name,
+            "last_name": request.last_name,
+            "date_of_birth": request.date_of_birth.isoformat(),
+            "monthly_income_cents": request.monthly_income_cents,
+            "address": {
+                "street": request.street,
+                "city": request.city,
+                "state": request.state,
+                "zip": request.zip_code,
             },
-            "consent": consent,
-        }
+        },
+        "consent": consent,
+    }
 
 
 def _iso_utc(value: dt.datetime) -> str:
@@ -336,7 +321,7 @@ class FlexPathClient:
         return response
 
     async def _send_with_retries(self, request: FlexPathRequest) -> FlexPathResponse:
-        body = request.to_json()
+        body = request_body(request)
         # FlexPath replays the first answer for a repeated key, so a retry after a lost
         # response cannot cause a second inquiry on the applicant's file.
         headers = {"Idempotency-Key": request.lead_id}

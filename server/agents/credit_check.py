@@ -33,16 +33,16 @@ import logging
 import time
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from server.adapters.flexpath import (
     REASON_CIRCUIT_OPEN,
     BreakerState,
     FlexPathClient,
-    FlexPathRequest,
     FlexPathResponse,
 )
-from server.domain.leads import CreditResult, ValidLead
+from server.domain.credit import CreditApplicant
+from server.domain.leads import CreditResult
 from server.errors import UpstreamError
 
 __all__ = [
@@ -116,64 +116,6 @@ MIN_AGE_YEARS = 18
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-@dataclass(frozen=True)
-class CreditApplicant:
-    """What a soft pull needs to know about a lead. No SSN: a soft pull does not need one.
-
-    Personal fields stay out of `repr`, so a logged applicant shows only its lead id.
-    """
-
-    lead_id: str
-    first_name: str = field(repr=False)
-    last_name: str = field(repr=False)
-    street: str = field(repr=False)
-    city: str = field(repr=False)
-    state: str = field(repr=False)
-    zip_code: str = field(repr=False)
-    date_of_birth: dt.date = field(repr=False)
-    monthly_income_cents: int = field(repr=False)
-    consented_at: dt.datetime
-    consent_certificate_id: str = ""
-
-    @classmethod
-    def from_valid_lead(
-        cls, lead_id: str, lead: ValidLead, consented_at: dt.datetime | None = None
-    ) -> CreditApplicant:
-        """The applicant of a validated lead; `consented_at` overrides the lead's consent time
-        (the stored consent record has it when the request did not)."""
-        when = consented_at or lead.consent.consented_at
-        if when is None:
-            raise ValueError("a soft pull needs the time the applicant consented")
-        return cls(
-            lead_id=lead_id,
-            first_name=lead.first_name,
-            last_name=lead.last_name,
-            street=lead.address.street,
-            city=lead.address.city,
-            state=lead.address.state,
-            zip_code=lead.address.zip_code,
-            date_of_birth=lead.date_of_birth,
-            monthly_income_cents=lead.monthly_income_cents,
-            consented_at=when,
-            consent_certificate_id=lead.consent.certificate_id,
-        )
-
-    def to_flexpath(self) -> FlexPathRequest:
-        return FlexPathRequest(
-            lead_id=self.lead_id,
-            first_name=self.first_name,
-            last_name=self.last_name,
-            street=self.street,
-            city=self.city,
-            state=self.state,
-            zip_code=self.zip_code,
-            date_of_birth=self.date_of_birth,
-            monthly_income_cents=self.monthly_income_cents,
-            consented_at=self.consented_at,
-            consent_certificate_id=self.consent_certificate_id,
-        )
 
 
 @dataclass(frozen=True)
@@ -321,7 +263,7 @@ class CreditCheckAgent:
         if self._client is None:
             return self._simulate(applicant, FALLBACK_NO_API_KEY)
         try:
-            response = await self._client.prequalify(applicant.to_flexpath())
+            response = await self._client.prequalify(applicant)
         except UpstreamError as e:
             reason = (
                 FALLBACK_CIRCUIT_OPEN

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import peewee as pw
 
-from server.agents.credit_check import CreditApplicant, CreditCheckAgent, CreditOutcome
+from server.agents.credit_check import CreditCheckAgent, CreditOutcome
 from server.agents.lead_packaging import LeadPackaging
 from server.agents.visitor_identifier import VisitorIdentifier
 from server.domain.leads import (
@@ -201,28 +201,9 @@ class Orchestrator:
                 await self._db.run(self._pipeline.release, held, token)
 
     async def _check(self, lead_ids: list[str]) -> list[tuple[str, CreditOutcome]]:
-        rows = await self._db.run(self._pipeline.applicants, lead_ids)
-        outcomes = await asyncio.gather(
-            *(
-                self._credit.check(
-                    CreditApplicant(
-                        lead_id=r.lead_id,
-                        first_name=r.first_name,
-                        last_name=r.last_name,
-                        street=r.street,
-                        city=r.city,
-                        state=r.state,
-                        zip_code=r.zip_code,
-                        date_of_birth=r.date_of_birth,
-                        monthly_income_cents=r.monthly_income_cents,
-                        consented_at=r.consented_at,
-                        consent_certificate_id=r.certificate_id,
-                    )
-                )
-                for r in rows
-            )
-        )
-        return [(r.lead_id, o) for r, o in zip(rows, outcomes, strict=True)]
+        applicants = await self._db.run(self._pipeline.applicants, lead_ids)
+        outcomes = await asyncio.gather(*(self._credit.check(a) for a in applicants))
+        return [(a.lead_id, o) for a, o in zip(applicants, outcomes, strict=True)]
 
     def _finish_steps(
         self, held: list[str], owner: str, checked: list[tuple[str, CreditOutcome]]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
+from server.domain.credit import CreditApplicant
 from server.domain.leads import AgentName, CreditResult, LeadStatus
 from server.storage import models as m
 from server.storage.db import Database
@@ -16,23 +16,6 @@ _DECISION_STATUS = {
     "declined": LeadStatus.DECLINED,
     "needs_review": LeadStatus.NEEDS_REVIEW,
 }
-
-
-@dataclass(frozen=True)
-class ApplicantRow:
-    """What the credit step reads of a lead (decrypted)."""
-
-    lead_id: str
-    first_name: str
-    last_name: str
-    street: str
-    city: str
-    state: str
-    zip_code: str
-    date_of_birth: dt.date
-    monthly_income_cents: int
-    consented_at: dt.datetime
-    certificate_id: str
 
 
 class PipelineRepository:
@@ -75,7 +58,8 @@ class PipelineRepository:
         rows = m.Lead.select(m.Lead.id, m.Lead.pipeline_stage).where(m.Lead.id.in_(lead_ids))
         return {r.id: r.pipeline_stage for r in rows}
 
-    def applicants(self, lead_ids: list[str]) -> list[ApplicantRow]:
+    def applicants(self, lead_ids: list[str]) -> list[CreditApplicant]:
+        """What the credit step needs of each lead (decrypted)."""
         consents = {
             c.lead_id: c
             for c in m.LeadConsent.select().where(
@@ -86,7 +70,7 @@ class PipelineRepository:
         for r in m.Lead.select().where(m.Lead.id.in_(lead_ids)):
             consent = consents.get(r.id)
             out.append(
-                ApplicantRow(
+                CreditApplicant(
                     lead_id=r.id,
                     first_name=r.first_name,
                     last_name=r.last_name,
@@ -97,7 +81,7 @@ class PipelineRepository:
                     date_of_birth=dt.date.fromisoformat(r.date_of_birth),
                     monthly_income_cents=int(r.monthly_income_cents),
                     consented_at=consent.consented_at if consent else r.created_at,
-                    certificate_id=consent.certificate_id if consent else "",
+                    consent_certificate_id=consent.certificate_id if consent else "",
                 )
             )
         return out

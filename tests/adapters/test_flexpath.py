@@ -26,6 +26,7 @@ from server.adapters.flexpath import (
     FlexPathClient,
     FlexPathRequest,
     FlexPathResponse,
+    request_body,
 )
 from server.errors import UpstreamError
 from support.fake_flexpath import APPROVAL, FakeFlexPath, Reply
@@ -160,7 +161,7 @@ def test_request_body_omits_empty_certificate_and_converts_aware_times() -> None
     request = FlexPathRequest(
         **{**vars(REQUEST), "consent_certificate_id": "", "consented_at": aware}
     )
-    consent = request.to_json()["consent"]
+    consent = request_body(request)["consent"]
     assert "certificate_id" not in consent
     assert consent["consented_at"] == "2026-11-24T10:30:00Z"
 
@@ -317,7 +318,7 @@ async def test_no_retry_on_4xx(status: int) -> None:
 async def test_errors_and_logs_carry_no_personal_data(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     # FlexPath might echo the request in an error body; none of it may surface.
-    echo = json.dumps({"error": "bad applicant", "echo": REQUEST.to_json()})
+    echo = json.dumps({"error": "bad applicant", "echo": request_body(REQUEST)})
     failures: list[UpstreamError] = []
     for script in (
         Script(httpx.Response(500, text=echo)),
@@ -498,7 +499,7 @@ async def test_loopback_normal_answer(fake: FakeFlexPath) -> None:
     assert received.path == PREQUALIFY_PATH
     assert received.headers["authorization"] == f"Bearer {API_KEY}"
     assert received.headers["idempotency-key"] == LEAD_ID
-    assert received.json() == REQUEST.to_json()
+    assert received.json() == request_body(REQUEST)
 
 
 async def test_loopback_slow_but_within_timeout(fake: FakeFlexPath) -> None:

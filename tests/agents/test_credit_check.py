@@ -23,12 +23,12 @@ from server.agents.credit_check import (
     SANDBOX_LAST_NAMES,
     STATE_DEGRADED,
     STATE_READY,
-    CreditApplicant,
     CreditCheckAgent,
     _normalise_name,
     simulate_credit,
     simulated_score,
 )
+from server.domain.credit import CreditApplicant
 from server.domain.leads import AddressInput, ConsentInput, ValidLead, VehicleInput
 from support.fake_flexpath import FakeFlexPath, Reply
 
