@@ -533,3 +533,40 @@ def test_deactivated_dealer_key_stops_working(
     )
     assert off.status_code == 200, off.text
     assert httpx.get(f"{proxy.base_url}/api/leads", headers=key).status_code == 401
+
+
+def test_unrouted_lead_is_visible_and_routed_again(
+    admin: httpx.Client,
+    crm: tuple[FakeCrm, str],
+    dealers: dict,  # type: ignore[type-arg]
+) -> None:
+    lead = example_request(
+        email="wisconsin@example.com",
+        phone="(608) 555-0142",
+        address={"street": "1 Lake St", "city": "Madison", "state": "WI", "zip_code": "53703"},
+    )
+    lead["idempotency_key"] = "wi-1"
+    body = admin.post("/api/leads/process", json=lead).json()
+    lead_id = body["lead"]["lead_id"]
+    assert body["lead"]["status"] == "LEAD_STATUS_UNROUTED"
+    stats = admin.get("/api/system/stats").json()
+    by_status = {c["name"]: int(c["count"]) for c in stats["leads_by_status"]}
+    assert by_status["LEAD_STATUS_UNROUTED"] >= 1
+    assert admin.post(f"/api/leads/{dealers['A']['id']}:route", json={}).status_code == 404
+    _, url = crm
+    created = admin.post(
+        "/api/dealers",
+        json={
+            "name": "Madison Cars",
+            "states": ["WI"],
+            "endpoint_url": url,
+            "signing_secret": SECRET_A,
+        },
+    )
+    assert created.status_code == 200
+    routed = admin.post(f"/api/leads/{lead_id}:route", json={})
+    assert routed.status_code == 200, routed.text
+    assert routed.json()["lead"]["dealer_id"] == created.json()["dealer"]["dealer_id"]
+    assert routed.json()["lead"]["status"] == "LEAD_STATUS_PACKAGED"
+    again = admin.post(f"/api/leads/{lead_id}:route", json={})
+    assert again.status_code == 400 and "LEAD_NOT_UNROUTED" in again.text
