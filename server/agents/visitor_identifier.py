@@ -346,6 +346,8 @@ class VisitorIdentifier:
         visitor: m.Visitor | None,
         now: dt.datetime,
         activities: list[ActivityEntry],
+        *,
+        retried: bool = False,
     ) -> tuple[m.Identity, bool, str]:
         """Returns (identity, created, matched_by) after linking `values` and `visitor` to it."""
         owners: dict[str, str] = {}  # identity id -> what matched it
@@ -392,8 +394,18 @@ class VisitorIdentifier:
                         )
                     )
 
-        for kind, value in values:
-            self._link(identity.id, kind, value, activities)
+        raced = [v for v in values if not self._link(identity.id, v[0], v[1], activities)]
+        if raced and not retried:
+            # A concurrent request linked one of these values first; stitching again now finds
+            # its identity and merges into it, so both requests end on the same person. An
+            # identity made here that got nothing linked is dropped rather than left empty.
+            if created and not (
+                m.IdentityIdentifier.select()
+                .where(m.IdentityIdentifier.identity == identity.id)
+                .exists()
+            ):
+                m.Identity.delete().where(m.Identity.id == identity.id).execute()
+            return self._stitch(values, visitor, now, activities, retried=True)
         if visitor is not None and visitor.identity_id != identity.id:
             m.Visitor.update(identity=identity.id).where(m.Visitor.id == visitor.id).execute()
             visitor.identity_id = identity.id
@@ -415,12 +427,13 @@ class VisitorIdentifier:
 
     def _link(
         self, identity_id: str, kind: str, value: str, activities: list[ActivityEntry]
-    ) -> None:
+    ) -> bool:
+        """Links a value to the identity; False only when a concurrent request won the race."""
         existing = m.IdentityIdentifier.get_or_none(
             (m.IdentityIdentifier.kind == kind) & (m.IdentityIdentifier.value == value)
         )
         if existing is not None:
-            return  # already this identity's (or another's that could not be merged)
+            return True  # already this identity's (or another's that could not be merged)
         if self._counts(identity_id).get(kind, 0) >= self._max[kind]:
             activities.append(
                 (
@@ -430,12 +443,13 @@ class VisitorIdentifier:
                     {"identity_id": identity_id, "kind": kind},
                 )
             )
-            return
+            return True
         try:
             with _savepoint():
                 m.IdentityIdentifier.create(identity=identity_id, kind=kind, value=value)
         except pw.IntegrityError:
-            pass  # linked at the same moment by a concurrent request: it belongs to someone now
+            return False  # linked at this moment by a concurrent request (now committed)
+        return True
 
     @staticmethod
     def _merge(keep: str, drop: str) -> None:

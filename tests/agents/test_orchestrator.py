@@ -77,3 +77,26 @@ async def test_concurrent_first_events_of_one_browser(application: Application) 
     assert len({r.visitor_id for r in results}) == 1
     assert m.Visitor.get(m.Visitor.anonymous_id == "anon-race").event_count == 4
     assert len({r.identity_id for r in results}) == 1
+
+
+async def test_concurrent_visitors_identifying_as_one_person_share_an_identity(
+    application: Application,
+) -> None:
+    from server.agents.visitor_identifier import VisitorEventInput
+
+    events = [
+        VisitorEventInput(
+            anonymous_id=f"anon-same-{i}", event_type="identify", email="one.person@example.com"
+        )
+        for i in range(4)
+    ]
+    results = await asyncio.gather(*(application.leads.track(e, False) for e in events))
+    assert len({r.identity_id for r in results}) == 1
+    assert len({r.visitor_id for r in results}) == 4
+    empty = m.Identity.select().where(
+        ~m.Identity.id.in_(m.IdentityIdentifier.select(m.IdentityIdentifier.identity))
+        & ~m.Identity.id.in_(
+            m.Visitor.select(m.Visitor.identity).where(m.Visitor.identity.is_null(False))
+        )
+    )
+    assert not empty.exists(), "no empty identity left behind by the race"
