@@ -47,48 +47,81 @@ Around = Callable[[str, Context], AbstractAsyncContextManager[None]]
 
 
 def _wrap(
-    handler: grpc.RpcMethodHandler[Any, Any], method: str, around: Around
+    handler: grpc.RpcMethodHandler[Any, Any],
+    method: str,
+    around: Around,
+    *,
+    decode_inside: bool = False,
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    """Returns `handler` with its behaviour run inside `around(method, context)`."""
+    """Returns `handler` with its behaviour run inside `around(method, context)`.
+
+    With `decode_inside`, request bytes are parsed inside `around` rather than by gRPC (whose
+    failure would answer UNKNOWN with the parser's message): a corrupt message then raises a
+    domain error that `around` maps like any other."""
+    h: Any = handler
+    deserialize = h.request_deserializer
+    if decode_inside and deserialize is not None:
+
+        def decode(data: bytes) -> Any:
+            try:
+                return deserialize(data)
+            except Exception as e:  # DecodeError and whatever a parser may raise
+                raise errors.InvalidArgumentError(
+                    "the request is not a valid message of this method",
+                    reason="MALFORMED_REQUEST",
+                ) from e
+
+        async def decode_stream(requests: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+            async for data in requests:
+                yield decode(data)
+
+        unary_input: Callable[[Any], Any] = decode
+        stream_input: Callable[[Any], Any] = decode_stream
+        deserializer = None  # gRPC hands over the raw bytes
+    else:
+        unary_input = stream_input = lambda request: request
+        deserializer = deserialize
 
     def unary_response(
-        behavior: Callable[[Any, Context], Awaitable[Any]],
+        behavior: Callable[[Any, Context], Awaitable[Any]], convert: Callable[[Any], Any]
     ) -> Callable[[Any, Context], Awaitable[Any]]:
         async def wrapper(request: Any, context: Context) -> Any:
             async with around(method, context):
-                return await behavior(request, context)
+                return await behavior(convert(request), context)
 
         return wrapper
 
     def stream_response(
-        behavior: Callable[[Any, Context], AsyncIterator[Any]],
+        behavior: Callable[[Any, Context], AsyncIterator[Any]], convert: Callable[[Any], Any]
     ) -> Callable[[Any, Context], AsyncIterator[Any]]:
         async def wrapper(request: Any, context: Context) -> AsyncIterator[Any]:
             async with around(method, context):
-                async for response in behavior(request, context):
+                async for response in behavior(convert(request), context):
                     yield response
 
         return wrapper
 
-    h: Any = handler
+    serializer = h.response_serializer
     if h.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
-            unary_response(h.unary_unary), h.request_deserializer, h.response_serializer
+            unary_response(h.unary_unary, unary_input), deserializer, serializer
         )
     if h.stream_unary:
         return grpc.stream_unary_rpc_method_handler(
-            unary_response(h.stream_unary), h.request_deserializer, h.response_serializer
+            unary_response(h.stream_unary, stream_input), deserializer, serializer
         )
     if h.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
-            stream_response(h.unary_stream), h.request_deserializer, h.response_serializer
+            stream_response(h.unary_stream, unary_input), deserializer, serializer
         )
     return grpc.stream_stream_rpc_method_handler(
-        stream_response(h.stream_stream), h.request_deserializer, h.response_serializer
+        stream_response(h.stream_stream, stream_input), deserializer, serializer
     )
 
 
 class _AroundInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    decode_inside = False
+
     def around(self, method: str, context: Context) -> Any:
         raise NotImplementedError
 
@@ -102,7 +135,9 @@ class _AroundInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        return _wrap(handler, handler_call_details.method, self.around)
+        return _wrap(
+            handler, handler_call_details.method, self.around, decode_inside=self.decode_inside
+        )
 
 
 def _metadata(context: Context) -> dict[str, str]:
@@ -187,7 +222,10 @@ def _status(code: grpc.StatusCode, message: str, details: list[Any]) -> grpc.Sta
 class ErrorInterceptor(_AroundInterceptor):
     """Maps domain errors to statuses; anything unexpected becomes a generic INTERNAL with an
     incident id that is logged with the stack (but not the exception text, which may hold
-    personal data)."""
+    personal data). It also parses the request messages, so a corrupt one is INVALID_ARGUMENT
+    (MALFORMED_REQUEST) rather than gRPC's own UNKNOWN."""
+
+    decode_inside = True
 
     @asynccontextmanager
     async def around(self, method: str, context: Context) -> AsyncIterator[None]:

@@ -313,3 +313,26 @@ def test_rpc_log_lines_carry_no_personal_data(leads, admin_key: str, caplog) -> 
     assert any(r.request_id == "req-123" and r.code == "OK" for r in rpc_lines)
     for needle in ("private.person", "5550166", "555-0166", "Maria", "Lopez"):
         assert needle not in text
+
+
+def test_corrupt_request_bytes_are_invalid_argument(channel, admin_key: str) -> None:  # type: ignore[no-untyped-def]
+    garbage = b"\xff\xff\xff\xff\x0f not a protobuf"
+    unary = channel.unary_unary(
+        "/ccl.lead.v1.LeadService/ProcessLead",
+        request_serializer=lambda b: b,
+        response_deserializer=lambda b: b,
+    )
+    with pytest.raises(grpc.RpcError) as e:
+        unary(garbage, metadata=auth(admin_key))
+    err = rich_error(e.value)
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT and err.reason == "MALFORMED_REQUEST"
+    assert "Wire format" not in err.message
+    stream = channel.stream_unary(
+        "/ccl.lead.v1.LeadService/ImportLeads",
+        request_serializer=lambda b: b,
+        response_deserializer=lambda b: b,
+    )
+    good = lead_pb.ImportLeadsRequest(record_ref="1").SerializeToString()
+    with pytest.raises(grpc.RpcError) as e:
+        stream(iter([good, garbage]), metadata=auth(admin_key))
+    assert rich_error(e.value).reason == "MALFORMED_REQUEST"
