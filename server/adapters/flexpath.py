@@ -128,8 +128,10 @@ class FlexPathResponse(pydantic.BaseModel):
         pydantic.Field(pattern=r"^\d{3}-\d{3}$"),
         pydantic.AfterValidator(_check_score_band),
     ]
-    max_payment_cents: Annotated[int, pydantic.Field(ge=0)] | None = None
-    max_amount_cents: Annotated[int, pydantic.Field(ge=0)] | None = None
+    # Bounded ($10M) so an absurd answer is an invalid response, not a value the database
+    # column cannot hold.
+    max_payment_cents: Annotated[int, pydantic.Field(ge=0, le=1_000_000_000)] | None = None
+    max_amount_cents: Annotated[int, pydantic.Field(ge=0, le=1_000_000_000)] | None = None
 
 
 class BreakerState(enum.StrEnum):

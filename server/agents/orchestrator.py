@@ -194,7 +194,22 @@ class Orchestrator:
             stages = await self._db.run(self._pipeline.stages, held)
             to_check = [i for i in held if stages.get(i) == STAGE_INTAKE]
             outcomes = await self._check(to_check) if to_check else []
-            await self._db.run(self._finish_steps, held, token, outcomes)
+            try:
+                await self._db.run(self._finish_steps, held, token, outcomes)
+            except Exception:
+                if len(held) == 1:
+                    raise
+                # One lead that always fails must not hold back the rest of its batch: finish
+                # them one by one; the failing one stays for the sweep (and is logged).
+                log.exception("pipeline batch failed; finishing its leads one by one")
+                by_lead = dict(outcomes)
+                for lead_id in held:
+                    checked = [(lead_id, by_lead[lead_id])] if lead_id in by_lead else []
+                    try:
+                        await self._db.run(self._finish_steps, [lead_id], token, checked)
+                    except Exception:
+                        log.exception("pipeline step failed", extra={"lead_id": lead_id})
+                await self._db.run(self._pipeline.release, held, token)  # the failed ones
             finished = True
         finally:
             if not finished:

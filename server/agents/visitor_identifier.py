@@ -428,12 +428,15 @@ class VisitorIdentifier:
     def _link(
         self, identity_id: str, kind: str, value: str, activities: list[ActivityEntry]
     ) -> bool:
-        """Links a value to the identity; False only when a concurrent request won the race."""
+        """Links a value to the identity; False when it belongs to another identity (linked
+        concurrently, or one that could not be merged in)."""
         existing = m.IdentityIdentifier.get_or_none(
             (m.IdentityIdentifier.kind == kind) & (m.IdentityIdentifier.value == value)
         )
         if existing is not None:
-            return True  # already this identity's (or another's that could not be merged)
+            # Another identity's value here means it was linked after this request looked
+            # for owners (a concurrent request): report the race so the caller stitches again.
+            return bool(existing.identity_id == identity_id)
         if self._counts(identity_id).get(kind, 0) >= self._max[kind]:
             activities.append(
                 (

@@ -220,7 +220,8 @@ class PageResult(Generic[T]):
 
 
 def redacted_for_dealer(record: LeadRecord) -> LeadRecord:
-    """What a dealer may see of a lead: not how it was linked to other people's records (the
-    identity, or which earlier lead it duplicates), so a dealer cannot probe whether CCL knows
-    a consumer by submitting a made-up lead."""
+    """What a dealer may see of a lead: not how it is linked to other records (the identity, or
+    which earlier lead it duplicates). The outcome itself (a duplicate) stays visible: a dealer
+    needs to know its lead will not be worked, and that does tell it the person applied in the
+    lookback window; it does not tell it where, when or to whom."""
     return dataclasses.replace(record, identity_id="", duplicate_of_lead_id="")

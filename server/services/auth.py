@@ -155,7 +155,7 @@ class ApiKeyService:
             .where((models.Dealer.id == row.dealer_id) & (models.Dealer.active == True))  # noqa: E712
             .exists()
         ):
-            return None  # a deactivated dealer's keys stop working at once
+            return None  # a deactivated dealer's keys stop working (within the key cache time)
         if not hmac.compare_digest(row.secret_hash, digest):
             return None
         return Principal(key_id=row.id, role=Role(row.role), dealer_id=row.dealer_id)

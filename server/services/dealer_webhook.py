@@ -144,10 +144,13 @@ class DealerWebhookService:
         if not isinstance(event, dict):
             return EventResult("", "rejected", "INVALID_EVENT: an event must be an object")
         event_id = event.get("event_id")
-        if not isinstance(event_id, str) or not 0 < len(event_id) <= 128:
+        if not isinstance(event_id, str) or not 0 < len(event_id) <= 128 or "\x00" in event_id:
             return EventResult(
                 "", "rejected", f"INVALID_EVENT: events[{index}].event_id is required"
             )
+        if any(isinstance(v, str) and "\x00" in v for v in event.values()):
+            # PostgreSQL cannot store NUL; no legitimate value has one.
+            return EventResult(event_id, "rejected", "INVALID_EVENT: a field contains NUL")
         earlier = await self._db.run(self._seen, dealer_id, event_id)
         if earlier is not None:
             return EventResult(event_id, "duplicate", "", earlier.lead_id or "")
@@ -226,16 +229,20 @@ class DealerWebhookService:
                 # Also for another dealer's lead: its existence is not disclosed.
                 return EventResult(event_id, "rejected", "LEAD_NOT_FOUND", "")
             new = DEALER_STATUSES[status]
-            if lead.status not in ALLOWED_FROM[new]:
+            # Conditional on the status still being one the change is allowed from, so two
+            # concurrent events cannot both pass a check made before either wrote.
+            moved = (
+                m.Lead.update(status=new.value, reason=reason.strip(), updated_at=now)
+                .where((m.Lead.id == lead_id) & m.Lead.status.in_(list(ALLOWED_FROM[new])))
+                .execute()
+            )
+            if not moved:
                 return EventResult(
                     event_id,
                     "rejected",
                     f"INVALID_TRANSITION: the lead is {lead.status}, it cannot become {status}",
                     lead_id,
                 )
-            m.Lead.update(status=new.value, reason=reason.strip(), updated_at=now).where(
-                m.Lead.id == lead_id
-            ).execute()
             append_activities(
                 lead_id,
                 [

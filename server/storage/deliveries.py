@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from server.domain.leads import AgentName, LeadStatus
-from server.errors import NotFoundError
+from server.errors import FailedPreconditionError, NotFoundError
 from server.storage import models as m
 from server.storage.db import Database
 from server.storage.leads import append_activities
@@ -64,12 +64,16 @@ class DeliveryRepository:
         self, worker_id: str, now: dt.datetime, lease: dt.timedelta, limit: int
     ) -> list[DueDelivery]:
         with self._db.transaction():
+            # A deactivated dealer receives nothing: its deliveries wait (and go out if it is
+            # activated again, or can be redelivered elsewhere by routing anew).
+            active_dealers = m.Dealer.select(m.Dealer.id).where(m.Dealer.active == True)  # noqa: E712
             query = (
                 m.Delivery.select(m.Delivery.id)
                 .where(
                     m.Delivery.state.in_(DUE_STATES)
                     & (m.Delivery.next_attempt_at <= now)
                     & (m.Delivery.locked_until.is_null() | (m.Delivery.locked_until < now))
+                    & m.Delivery.dealer.in_(active_dealers)
                 )
                 .order_by(m.Delivery.next_attempt_at)
                 .limit(limit)
@@ -221,6 +225,16 @@ class DeliveryRepository:
             row = query.first()
             if row is None:
                 raise NotFoundError("delivery not found", reason="DELIVERY_NOT_FOUND")
+            if (
+                not m.Dealer.select()
+                .where(
+                    (m.Dealer.id == row.dealer_id) & (m.Dealer.active == True)  # noqa: E712
+                )
+                .exists()
+            ):
+                raise FailedPreconditionError(
+                    "the dealer is inactive; nothing is sent to it", reason="DEALER_INACTIVE"
+                )
             if row.state in ("rejected", "dead_lettered"):
                 m.Delivery.update(
                     state="pending",

@@ -141,7 +141,9 @@ class PipelineRepository:
         return bool(query.exists())
 
     def stuck(self, now: dt.datetime, older_than: dt.timedelta, limit: int = 100) -> list[str]:
-        """Accepted leads whose pipeline stopped midway (a crash) and nobody is running."""
+        """Accepted leads whose pipeline stopped midway (a crash) and nobody is running, oldest
+        first. A lead that keeps failing keeps its place, but the orchestrator finishes the
+        others of a batch around it, so it costs one of the `limit` places, not the sweep."""
         rows = (
             m.Lead.select(m.Lead.id)
             .where(

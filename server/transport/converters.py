@@ -18,6 +18,7 @@ from server.errors import FieldViolation, InvalidArgumentError
 from server.services import stats
 from server.services.leads import PackageView
 from server.storage.deliveries import DeliveryView
+from server.transport.text import nul_field
 
 
 def to_timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -221,8 +222,10 @@ def lead_input_from_json(payload: Any) -> d.LeadInput:
         raise ValueError("a lead must be a JSON object")
     try:
         message = json_format.ParseDict(payload, lead_pb2.LeadInput(), ignore_unknown_fields=False)
-    except json_format.ParseError as e:
+    except (json_format.ParseError, RecursionError) as e:
         raise ValueError("not a LeadInput") from e
+    if nul_field(message) is not None:
+        raise ValueError("a lead field contains a NUL character")
     lead = lead_input(message)
     assert lead is not None
     return lead

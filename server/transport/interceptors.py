@@ -9,6 +9,7 @@ status), auth (raises domain errors that the error interceptor maps).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 import traceback
@@ -26,6 +27,7 @@ from server import errors
 from server.services.auth import ApiKeyService
 from server.transport import policy
 from server.transport.context import Context, principal_var, request_id_var
+from server.transport.text import reject_nul
 
 log = logging.getLogger("ccl.rpc")
 
@@ -64,12 +66,14 @@ def _wrap(
 
         def decode(data: bytes) -> Any:
             try:
-                return deserialize(data)
+                message = deserialize(data)
             except Exception as e:  # DecodeError and whatever a parser may raise
                 raise errors.InvalidArgumentError(
                     "the request is not a valid message of this method",
                     reason="MALFORMED_REQUEST",
                 ) from e
+            reject_nul(message)
+            return message
 
         async def decode_stream(requests: AsyncIterator[bytes]) -> AsyncIterator[Any]:
             async for data in requests:
@@ -92,11 +96,17 @@ def _wrap(
         return wrapper
 
     def stream_response(
-        behavior: Callable[[Any, Context], AsyncIterator[Any]], convert: Callable[[Any], Any]
+        behavior: Callable[[Any, Context], Any], convert: Callable[[Any], Any]
     ) -> Callable[[Any, Context], AsyncIterator[Any]]:
         async def wrapper(request: Any, context: Context) -> AsyncIterator[Any]:
             async with around(method, context):
-                async for response in behavior(convert(request), context):
+                responses = behavior(convert(request), context)
+                if inspect.isawaitable(responses):
+                    # A servicer that writes with context.write() (grpcio's health Watch)
+                    # is a coroutine, not a generator.
+                    await responses
+                    return
+                async for response in responses:
                     yield response
 
         return wrapper
@@ -222,10 +232,7 @@ def _status(code: grpc.StatusCode, message: str, details: list[Any]) -> grpc.Sta
 class ErrorInterceptor(_AroundInterceptor):
     """Maps domain errors to statuses; anything unexpected becomes a generic INTERNAL with an
     incident id that is logged with the stack (but not the exception text, which may hold
-    personal data). It also parses the request messages, so a corrupt one is INVALID_ARGUMENT
-    (MALFORMED_REQUEST) rather than gRPC's own UNKNOWN."""
-
-    decode_inside = True
+    personal data)."""
 
     @asynccontextmanager
     async def around(self, method: str, context: Context) -> AsyncIterator[None]:
@@ -274,7 +281,13 @@ def api_key_from(metadata: dict[str, str]) -> str:
 
 
 class AuthInterceptor(_AroundInterceptor):
-    """Authenticates the API key and checks the caller's role against the method's policy."""
+    """Authenticates the API key and checks the caller's role against the method's policy.
+
+    It also parses the request messages, after authentication and inside the error
+    interceptor, so a corrupt message is INVALID_ARGUMENT (MALFORMED_REQUEST) rather than
+    gRPC's own UNKNOWN, and a caller without a key learns only that it has none."""
+
+    decode_inside = True
 
     def __init__(self, api_keys: ApiKeyService) -> None:
         self._api_keys = api_keys

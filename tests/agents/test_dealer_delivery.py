@@ -142,3 +142,19 @@ def test_a_claimed_delivery_is_not_claimed_again_until_its_lease_ends(
         next_attempt_at=None,
     )
     assert recorded is False, "only the lease holder records a result"
+
+
+def test_nothing_is_sent_to_an_inactive_dealer(application: Application, crm) -> None:  # type: ignore[no-untyped-def]
+    from server.errors import FailedPreconditionError
+
+    _, url = crm
+    _, delivery_id = packaged_lead(application, url)
+    dealer_id = m.Delivery.get_by_id(delivery_id).dealer_id
+    m.Dealer.update(active=False).where(m.Dealer.id == dealer_id).execute()
+    repo = DeliveryRepository(application.db)
+    due = repo.claim_due("w", m.utcnow(), dt.timedelta(seconds=60), 100)
+    assert delivery_id not in {d.delivery_id for d in due}
+    m.Delivery.update(state="dead_lettered").where(m.Delivery.id == delivery_id).execute()
+    with pytest.raises(FailedPreconditionError) as e:
+        repo.redeliver(delivery_id, m.utcnow(), None)
+    assert e.value.reason == "DEALER_INACTIVE"

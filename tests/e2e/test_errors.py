@@ -53,6 +53,20 @@ def test_unknown_lead_is_404(http: httpx.Client, suffix: str) -> None:
     assert error(http.get(f"/api/leads/{UNKNOWN}{suffix}"))[:2] == (404, "LEAD_NOT_FOUND")
 
 
+def test_nul_characters_are_a_400_not_a_500(http: httpx.Client) -> None:
+    for path in ("/api/leads/abc%00def", "/api/leads/abc%00def/activity", "/api/dealers/x%00y"):
+        assert error(http.get(path))[:2] == (400, "INVALID_CHARACTER"), path
+    assert error(http.get("/api/leads", params={"source": "a\x00b"}))[:2] == (
+        400,
+        "INVALID_CHARACTER",
+    )
+    r = http.post(
+        "/api/visitors/track",
+        json={"anonymous_id": "an\u0000on", "event_type": "VISITOR_EVENT_TYPE_PAGE_VIEW"},
+    )
+    assert error(r) == (400, "INVALID_CHARACTER", {"anonymous_id"})
+
+
 def test_unknown_delivery_and_route(http: httpx.Client) -> None:
     assert error(http.post(f"/api/deliveries/{UNKNOWN}:redeliver", json={}))[:2] == (
         404,

@@ -21,7 +21,16 @@ scalars = (
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=40)
     | st.sampled_from(
-        ["", "1990-02-30", "(312) 555-0182", "a@b.co", "IL", "62701", "9999-12-31T00:00:00Z"]
+        [
+            "",
+            "1990-02-30",
+            "(312) 555-0182",
+            "a@b.co",
+            "IL",
+            "62701",
+            "9999-12-31T00:00:00Z",
+            "a\x00b",
+        ]
     )
 )
 values = st.recursive(

@@ -294,6 +294,12 @@ def test_one_bad_event_does_not_sink_the_batch(
                 {"event_id": "evt-bad-1", "type": "lead", "lead": {**new_lead, "email": "nope"}},
                 {"event_id": "evt-bad-2", "type": "status", "lead_id": "x", "status": "teleported"},
                 {"type": "status"},
+                {"event_id": "evt-nul", "type": "status", "lead_id": "a\u0000b", "status": "sold"},
+                {
+                    "event_id": "evt-nul-lead",
+                    "type": "lead",
+                    "lead": {**new_lead, "city": "Spr\u0000ing"},
+                },
             ]
         }
     ).encode()
@@ -303,6 +309,8 @@ def test_one_bad_event_does_not_sink_the_batch(
     results = r.json()["results"]
     assert [x["status"].removeprefix("EVENT_RESULT_STATUS_") for x in results] == [
         "ACCEPTED",
+        "REJECTED",
+        "REJECTED",
         "REJECTED",
         "REJECTED",
         "REJECTED",

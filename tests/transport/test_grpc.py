@@ -336,3 +336,34 @@ def test_corrupt_request_bytes_are_invalid_argument(channel, admin_key: str) -> 
     with pytest.raises(grpc.RpcError) as e:
         stream(iter([good, garbage]), metadata=auth(admin_key))
     assert rich_error(e.value).reason == "MALFORMED_REQUEST"
+
+
+def test_corrupt_request_without_a_key_is_unauthenticated(channel) -> None:  # type: ignore[no-untyped-def]
+    unary = channel.unary_unary(
+        "/ccl.lead.v1.LeadService/ProcessLead",
+        request_serializer=lambda b: b,
+        response_deserializer=lambda b: b,
+    )
+    with pytest.raises(grpc.RpcError) as e:
+        unary(b"\xff\xff\xff")
+    assert rich_error(e.value).reason == "API_KEY_MISSING"
+
+
+def test_nul_in_any_text_field_is_invalid_argument(leads, admin_key: str) -> None:  # type: ignore[no-untyped-def]
+    request = example_message(
+        "nul-1", address={"street": "1 A\x00 St", "city": "X", "state": "IL", "zip_code": "62701"}
+    )
+    with pytest.raises(grpc.RpcError) as e:
+        leads.ProcessLead(request, metadata=auth(admin_key))
+    err = rich_error(e.value)
+    assert err.reason == "INVALID_CHARACTER"
+    assert set(err.violations) == {"lead.address.street"}
+
+
+def test_health_watch_streams_serving(channel) -> None:  # type: ignore[no-untyped-def]
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    stream = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=2)
+    first = next(iter(stream))
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
+    stream.cancel()

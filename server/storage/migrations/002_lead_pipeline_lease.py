@@ -19,10 +19,9 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     migrator.add_fields(
         "lead",
         pipeline_locked_until=pw.DateTimeField(null=True),
-        pipeline_owner=pw.CharField(max_length=32, default=""),
         pipeline_stage=pw.CharField(max_length=16, default="intake", index=True),
     )
 
 
 def rollback(migrator: Migrator, database: pw.Database, *, fake=False):
-    migrator.remove_fields("lead", "pipeline_locked_until", "pipeline_owner", "pipeline_stage")
+    migrator.remove_fields("lead", "pipeline_locked_until", "pipeline_stage")
