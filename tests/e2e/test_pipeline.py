@@ -327,7 +327,6 @@ def test_duplicate_lead_is_linked_and_not_delivered(
     crm: tuple[FakeCrm, str],  # type: ignore[type-arg]
 ) -> None:
     fake, _ = crm
-    before = len(fake.received)
     again = example_request(phone="(312) 555-0199")  # same email, new key, new phone
     again["idempotency_key"] = "web-dup-1"
     r = admin.post("/api/leads/process", json=again)
@@ -339,7 +338,10 @@ def test_duplicate_lead_is_linked_and_not_delivered(
     assert body["returning_applicant"] is True
     assert body["identity"]["identity_id"] == delivered["response"]["identity"]["identity_id"]
     time.sleep(0.3)
-    assert len(fake.received) == before
+    duplicate_id = body["lead"]["lead_id"].encode()
+    assert not [r for r in fake.received if duplicate_id in r.body], (
+        "a duplicate is never delivered"
+    )
 
 
 def test_dealer_admin_validates_every_field(admin: httpx.Client) -> None:
@@ -419,22 +421,37 @@ def test_global_privacy_control_records_without_stitching(admin: httpx.Client) -
     assert r.json()["identity_id"] == ""
 
 
-def test_redeliver_after_rejection(
-    admin: httpx.Client, dealers: dict, server: ServerThread
-) -> None:  # type: ignore[type-arg]
+def test_redeliver_after_rejection(admin: httpx.Client) -> None:
+    """A dealer of its own (Nevada), so no other test's retrying delivery reaches its CRM."""
     rejecting = FakeCrm(secret=SECRET_A, script=[422, 200])
     with running(rejecting) as url:
+        created = admin.post(
+            "/api/dealers",
+            json={
+                "name": "Reno Motors",
+                "states": ["NV"],
+                "endpoint_url": "http://127.0.0.1:9/x",
+                "signing_secret": SECRET_A,
+            },
+        )
+        dealer_id = created.json()["dealer"]["dealer_id"]
         patched = admin.patch(
-            f"/api/dealers/{dealers['A']['id']}",
+            f"/api/dealers/{dealer_id}",
             json={"endpoint_url": url},
             params={"update_mask": "endpoint_url"},
         )
         assert patched.status_code == 200, patched.text
-        lead = example_request(email="redeliver@example.com", phone="(312) 555-0171")
+        assert patched.json()["dealer"]["endpoint_url"] == url
+        lead = example_request(
+            email="redeliver@example.com",
+            phone="(702) 555-0171",
+            address={"street": "1 Virginia St", "city": "Reno", "state": "NV", "zip_code": "89501"},
+        )
         lead["idempotency_key"] = "redeliver-1"
         lead_id = admin.post("/api/leads/process", json=lead).json()["lead"]["lead_id"]
         rejected = wait_for_state(admin, lead_id, "DELIVERY_STATE_REJECTED")
         assert rejected["status"] == "LEAD_STATUS_DELIVERY_FAILED"
+        assert rejected["dealer_id"] == dealer_id
         delivery = admin.get(f"/api/leads/{lead_id}/deliveries").json()["deliveries"][0]
         assert "422" in delivery["last_error"]
         again = admin.post(f"/api/deliveries/{delivery['delivery_id']}:redeliver", json={})
