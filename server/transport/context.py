@@ -18,6 +18,16 @@ principal_var: contextvars.ContextVar[Principal | None] = contextvars.ContextVar
 )
 
 
+def call_metadata(context: Context) -> dict[str, str]:
+    """The call's text metadata (gRPC metadata or, through Envoy, the HTTP headers), keys
+    lower-cased, first value of each."""
+    out: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if isinstance(value, str):
+            out.setdefault(key.lower(), value)
+    return out
+
+
 def current_principal() -> Principal:
     """The authenticated caller of the current RPC (set by the auth interceptor)."""
     principal = principal_var.get()

@@ -26,7 +26,7 @@ from grpc_status import rpc_status
 from server import errors
 from server.services.auth import ApiKeyService
 from server.transport import policy
-from server.transport.context import Context, principal_var, request_id_var
+from server.transport.context import Context, call_metadata, principal_var, request_id_var
 from server.transport.text import reject_nul
 
 log = logging.getLogger("ccl.rpc")
@@ -150,20 +150,12 @@ class _AroundInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         )
 
 
-def _metadata(context: Context) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in context.invocation_metadata() or ():
-        if isinstance(value, str):
-            out.setdefault(key.lower(), value)
-    return out
-
-
 class LoggingInterceptor(_AroundInterceptor):
     """One structured line per RPC: request id, method, code, duration. Never request data."""
 
     @asynccontextmanager
     async def around(self, method: str, context: Context) -> AsyncIterator[None]:
-        request_id = _metadata(context).get("x-request-id", "")[:128] or uuid.uuid4().hex
+        request_id = call_metadata(context).get("x-request-id", "")[:128] or uuid.uuid4().hex
         token = request_id_var.set(request_id)
         start = time.perf_counter()
         code = grpc.StatusCode.OK
@@ -297,7 +289,7 @@ class AuthInterceptor(_AroundInterceptor):
         if policy.is_open(method):
             yield
             return
-        principal = await self._api_keys.authenticate(api_key_from(_metadata(context)))
+        principal = await self._api_keys.authenticate(api_key_from(call_metadata(context)))
         # Not reset afterwards: grpc.aio runs each RPC in its own task (so its own context),
         # and the logging interceptor outside this one reads the caller when the RPC ends.
         principal_var.set(principal)

@@ -10,7 +10,7 @@ from server.agents.orchestrator import ImportRecord, Orchestrator
 from server.services.dealer_webhook import DealerWebhookService
 from server.services.leads import LeadService
 from server.transport import converters
-from server.transport.context import Context, current_principal
+from server.transport.context import Context, call_metadata, current_principal
 
 _EVENT_STATUS = {
     "accepted": pb.EVENT_RESULT_STATUS_ACCEPTED,
@@ -19,17 +19,9 @@ _EVENT_STATUS = {
 }
 
 
-def _metadata(context: Context) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in context.invocation_metadata() or ():
-        if isinstance(value, str):
-            out.setdefault(key.lower(), value)
-    return out
-
-
 def client_ip(context: Context) -> str:
     """The caller's IP: Envoy's trusted external address, else the peer (direct gRPC)."""
-    md = _metadata(context)
+    md = call_metadata(context)
     if md.get("x-envoy-external-address"):
         return md["x-envoy-external-address"]
     peer = context.peer() or ""  # "ipv4:1.2.3.4:5678" or "ipv6:[::1]:5678"
@@ -43,7 +35,7 @@ def client_ip(context: Context) -> str:
 
 def privacy_opt_out(context: Context) -> bool:
     """Global Privacy Control (`Sec-GPC: 1`) or Do-Not-Track (`DNT: 1`)."""
-    md = _metadata(context)
+    md = call_metadata(context)
     return md.get("sec-gpc", "").strip() == "1" or md.get("dnt", "").strip() == "1"
 
 
@@ -138,7 +130,7 @@ class LeadServicer(lead_service_pb2_grpc.LeadServiceServicer):
     async def ReceiveDealerWebhook(
         self, request: pb.ReceiveDealerWebhookRequest, context: Context
     ) -> pb.ReceiveDealerWebhookResponse:
-        md = _metadata(context)
+        md = call_metadata(context)
         results = await self._webhook.receive(
             current_principal(),
             request.body.data,
