@@ -20,6 +20,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "CCL_DATABASE_URL"),
         description="Database: sqlite:///path (default var/ccl.db) or postgresql://user@host/db.",
     )
+    environment: str = Field(
+        default="development",
+        validation_alias=AliasChoices("CCL_ENV", "CCL_ENVIRONMENT"),
+        description=(
+            "development or production. In production the server refuses to start without "
+            "CCL_DATA_KEYS (the development key file is never used)."
+        ),
+    )
     grpc_host: str = Field(default="127.0.0.1", description="Address the gRPC server binds.")
     grpc_port: int = Field(default=50051, description="gRPC port; 0 picks a free one.")
     http_host: str = Field(
@@ -71,6 +79,14 @@ class Settings(BaseSettings):
             "calls, so Envoy's health checks (every 2 s, 2 failures) route elsewhere first."
         ),
     )
+    request_message_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "How long a unary gRPC call may take to send its request message after its headers; "
+            "a call that never sends it is refused (DEADLINE_EXCEEDED) instead of held open."
+        ),
+    )
     log_level: str = Field(default="INFO", description="Log level.")
     flexpath_base_url: str = Field(
         default="https://api.flexpath.example/",
@@ -103,6 +119,15 @@ class Settings(BaseSettings):
     )
     delivery_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Timeout of one dealer delivery attempt."
+    )
+    delivery_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description=(
+            "Dealer deliveries in flight at once per process; each runs on its own, so a slow "
+            "dealer endpoint delays only its own deliveries."
+        ),
     )
     worker_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often outbox workers look for due work when idle."
