@@ -1,4 +1,5 @@
-"""`make bench`: ProcessLead throughput and latency, over gRPC and over REST through Envoy.
+"""`make bench`: ProcessLead throughput and latency, over gRPC and over REST through Envoy, and
+`ccl import` of a --import-rows CSV (10,000 by default: the volume the test suite leaves here).
 
 Starts `ccl serve` as its own process (SQLite in a temp dir by default, or
 --database-url) with real Envoy in front, then drives it from this process
@@ -63,6 +64,39 @@ def lead_json(i: int, run: str) -> dict:  # type: ignore[type-arg]
             "source": "website",
         },
     }
+
+
+def run_import(grpc_port: int, key: str, rows: int, tmp: str) -> None:
+    """`ccl import` of `rows` distinct leads (1% with a bad email), timed end to end."""
+    import csv
+
+    path = Path(tmp, "import.csv")
+    columns = ["first_name", "last_name", "email", "phone", "date_of_birth", "street", "city"]
+    columns += ["state", "zip_code", "monthly_income_cents", "tcpa", "fcra_soft_pull"]
+    columns += ["consent_text"]
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for i in range(rows):
+            email = "not-an-email" if i % 100 == 99 else f"import.{i}@example.com"
+            phone = f"(217) {200 + i // 10000:03d}-{i % 10000:04d}"
+            address = ["1 Main St", "Springfield", "IL", "62701"]
+            consent = ["true", "true", "I agree"]
+            writer.writerow(
+                ["Import", f"Row{i}", email, phone, "1985-03-02", *address, "350000", *consent]
+            )
+    env = {**os.environ, "CCL_API_KEY": key}
+    start = time.perf_counter()
+    done = subprocess.run(
+        [CCL, "import", str(path), "--target", f"127.0.0.1:{grpc_port}", "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-300:]
+    print(f"import    {rows} rows in {wall:.1f} s = {rows / wall:,.0f} rows/s  ({summary})")
 
 
 def report(name: str, latencies: list[float], wall: float) -> None:
@@ -136,6 +170,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--import-rows", type=int, default=10_000, help="0 skips the import")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -187,6 +222,8 @@ def main() -> int:
             asyncio.run(run_grpc(grpc_port, key, 200, 8, "warm"))
             asyncio.run(run_grpc(grpc_port, key, args.requests, args.concurrency, "grpc"))
             asyncio.run(run_rest(base, key, args.requests, args.concurrency, "rest"))
+            if args.import_rows:
+                run_import(grpc_port, key, args.import_rows, tmp)
         finally:
             proxy.terminate()
             server.terminate()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import math
 import signal
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -15,6 +18,7 @@ from server.agents.dealer_delivery import DeliveryWorker
 from server.agents.lead_packaging import LeadPackaging
 from server.agents.orchestrator import Orchestrator
 from server.agents.visitor_identifier import VisitorIdentifier
+from server.logs import install_url_redaction
 from server.services.auth import ApiKeyService
 from server.services.dealer_webhook import DealerWebhookService
 from server.services.dealers import DealerService
@@ -61,17 +65,97 @@ class Application:
         self.db.close()
 
 
+class ConfigurationError(Exception):
+    """Settings the server refuses to start with. The message is one line for the operator
+    (`ccl` prints it as `error: ...`) and never contains a secret."""
+
+
+ENVIRONMENTS = ("development", "production")
+GENERATE_KEY_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+GENERATE_DATA_KEY_HINT = (
+    "python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+)
+
+# CCL_ADMIN_API_KEY's rule (README, "Configuration"). A key made by GENERATE_KEY_HINT (43
+# characters, 256 bits) passes; so do 32 hex digits (`openssl rand -hex 16`).
+ADMIN_KEY_MIN_LENGTH = 32
+# Length x Shannon entropy of the key's character frequencies: an estimate from the key alone,
+# below the true entropy of a random key (32 random hex digits score about 90 to 125 bits).
+ADMIN_KEY_MIN_ENTROPY_BITS = 80
+# No stretch this long may occur twice (`password...password`) or step through neighbouring
+# characters (`aaaaaaaa`, `abcdefgh`, `87654321`). A random key has either with a chance of
+# about one in a million (64 hex digits) or far less (base64).
+ADMIN_KEY_PATTERN_LENGTH = 8
+
+
+def admin_key_weakness(key: str) -> str | None:
+    """Why `key` does not look random enough for CCL_ADMIN_API_KEY, or None if it does."""
+    if len(key) < ADMIN_KEY_MIN_LENGTH:
+        return f"it is shorter than {ADMIN_KEY_MIN_LENGTH} characters"
+    bits = -sum(n * math.log2(n / len(key)) for n in Counter(key).values())
+    if bits < ADMIN_KEY_MIN_ENTROPY_BITS:
+        return "it uses too few different characters"
+    size = ADMIN_KEY_PATTERN_LENGTH
+    stretches = [key[i : i + size] for i in range(len(key) - size + 1)]
+    if len(set(stretches)) < len(stretches):
+        return f"a stretch of {size} characters occurs twice"
+    for stretch in stretches:
+        steps = {ord(b) - ord(a) for a, b in itertools.pairwise(stretch)}
+        if len(steps) == 1 and steps <= {-1, 0, 1}:
+            return f"it has a run of {size} characters like aaaaaaaa, abcdefgh or 87654321"
+    return None
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuses unsafe settings before anything is read or created: an unknown CCL_ENV; in
+    production, no CCL_DATA_KEYS (the development key file is never read or created there) or
+    a SQLite database (production state lives in PostgreSQL, and a forgotten DATABASE_URL
+    would otherwise fill a fresh local file); a CCL_ADMIN_API_KEY that does not look random."""
+    if settings.environment not in ENVIRONMENTS:
+        raise ConfigurationError("CCL_ENV must be development or production")
+    if settings.environment == "production":
+        if not settings.data_key_list():
+            raise ConfigurationError(
+                "CCL_ENV=production needs CCL_DATA_KEYS (the development key file is not "
+                f"used in production); generate a key with: {GENERATE_DATA_KEY_HINT}"
+            )
+        if not settings.database_url.startswith(("postgres://", "postgresql://")):
+            raise ConfigurationError(
+                "CCL_ENV=production needs DATABASE_URL=postgresql://... (SQLite is for development)"
+            )
+    if settings.admin_api_key:
+        weakness = admin_key_weakness(settings.admin_api_key)
+        if weakness:
+            raise ConfigurationError(
+                f"CCL_ADMIN_API_KEY is not a strong random key: {weakness}; "
+                f"generate one with: {GENERATE_KEY_HINT}"
+            )
+
+
 def build_cipher(settings: Settings) -> FieldCipher:
     keys = settings.data_key_list() or [load_or_create_key_file(settings.data_key_file)]
-    return FieldCipher(keys)
+    try:
+        return FieldCipher(keys)
+    except ValueError as e:  # not Fernet keys (binascii.Error is a ValueError too)
+        source = "CCL_DATA_KEYS" if settings.data_key_list() else str(settings.data_key_file)
+        raise ConfigurationError(
+            f"{source} must hold Fernet keys (32 url-safe base64-encoded bytes); "
+            f"generate one with: {GENERATE_DATA_KEY_HINT}"
+        ) from e
 
 
 def build_application(settings: Settings) -> Application:
-    """The object graph. Nothing here connects or starts anything."""
+    """The object graph, from settings `check_settings` accepts. Nothing here connects or
+    starts anything."""
     from server.transport.converters import lead_input_from_json
 
+    check_settings(settings)
     configure_cipher(build_cipher(settings))
-    db = Database(open_database(settings.database_url), settings.db_threads)
+    try:
+        database = open_database(settings.database_url)
+    except ValueError as e:
+        raise ConfigurationError(str(e)) from e
+    db = Database(database, settings.db_threads)
     lead_repo = LeadRepository(db)
     delivery_repo = DeliveryRepository(db)
     identifier = VisitorIdentifier(
@@ -86,7 +170,10 @@ def build_application(settings: Settings) -> Application:
         else None
     )
     credit = CreditCheckAgent(flexpath)
-    crm = DealerCrmClient(timeout_seconds=settings.delivery_timeout_seconds)
+    crm = DealerCrmClient(
+        timeout_seconds=settings.delivery_timeout_seconds,
+        max_connections=max(100, settings.delivery_concurrency),
+    )
     worker = DeliveryWorker(
         db,
         delivery_repo,
@@ -95,7 +182,9 @@ def build_application(settings: Settings) -> Application:
         backoff_base_seconds=settings.delivery_backoff_base_seconds,
         backoff_max_seconds=settings.delivery_backoff_max_seconds,
         poll_seconds=settings.worker_poll_seconds,
+        concurrency=settings.delivery_concurrency,
     )
+    api_keys = ApiKeyService(db, settings.admin_api_key, settings.api_key_cache_seconds)
     orchestrator = Orchestrator(
         db,
         lead_repo,
@@ -109,10 +198,10 @@ def build_application(settings: Settings) -> Application:
     return Application(
         settings=settings,
         db=db,
-        api_keys=ApiKeyService(db, settings.admin_api_key, settings.api_key_cache_seconds),
+        api_keys=api_keys,
         leads=LeadService(db, lead_repo, delivery_repo, identifier),
         stats=StatsService(db, VERSION, credit, worker),
-        dealers=DealerService(db),
+        dealers=DealerService(db, on_deactivated=api_keys.forget_dealer),
         orchestrator=orchestrator,
         dealer_webhook=DealerWebhookService(
             db, orchestrator, lead_input_from_json, settings.webhook_tolerance_seconds
@@ -144,6 +233,7 @@ async def serve(
     NOT_SERVING, in-flight calls drained for `shutdown_grace_seconds`, database closed."""
     from server.transport.server import create_server  # transport depends on app, not back
 
+    install_url_redaction()  # whoever configured logging: no URL credentials in any record
     app = build_application(settings)
     try:
         if migrate_first:

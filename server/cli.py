@@ -260,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from server.app import ConfigurationError
     from server.errors import CclError
 
     args = build_parser().parse_args(argv)
@@ -267,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.fn(args))
     except CclError as e:
         print(f"error: {e.message} ({e.reason})", file=sys.stderr)
+        return 2
+    except ConfigurationError as e:  # refused settings: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
         return 2
 
 

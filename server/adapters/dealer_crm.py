@@ -8,6 +8,10 @@ Every attempt carries:
 
 Outcomes: 2xx delivered; 408, 429, 5xx, timeouts and connection errors retryable; any other
 4xx rejected for good (recorded with the answer).
+
+The recorded error never carries the endpoint's userinfo or query string (where credentials
+live): an exception is recorded by its class name (httpx's texts include the URL), an answer's
+body with every URL in it redacted (`server.redact`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import time
 from dataclasses import dataclass
 
 import httpx
+
+from server.redact import redact_urls
 
 SIGNATURE_HEADER = "X-CCL-Signature"
 TIMESTAMP_HEADER = "X-CCL-Timestamp"
@@ -59,10 +65,17 @@ class DealerCrmClient:
     """Posts packages to dealer endpoints. One client (connection pool) for all dealers."""
 
     def __init__(
-        self, *, timeout_seconds: float, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        *,
+        timeout_seconds: float,
+        max_connections: int = 100,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """`max_connections` at least the worker's concurrency, so no delivery waits for a
+        connection (and times out) while a slot is free."""
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds, connect=min(5.0, timeout_seconds)),
+            limits=httpx.Limits(max_connections=max_connections),
             transport=transport,
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT},
@@ -91,10 +104,13 @@ class DealerCrmClient:
             # The error's class names the failure (ConnectError, ...) without echoing the body.
             return AttemptResult(Outcome.RETRY, 0, type(e).__name__, _ms(start))
         outcome = classify(response.status_code)
+        # The answer's body may echo the endpoint URL with its credentials; the error is shown to
+        # admins, so URLs are redacted before it is cut short (a cut could split a URL's "@").
         error = (
             ""
             if outcome is Outcome.DELIVERED
-            else f"HTTP {response.status_code}: " + (response.text[:200].replace("\n", " "))
+            else f"HTTP {response.status_code}: "
+            + redact_urls(response.text)[:200].replace("\n", " ")
         )
         return AttemptResult(outcome, response.status_code, error, _ms(start))
 

@@ -23,6 +23,10 @@ class EnvoyConfig:
     cors_origins: list[str]
     listen_host: str = "127.0.0.1"
     max_request_bytes: int = 1_048_576
+    # A REST body over max_request_bytes is still read to its end (and dropped), up to this
+    # many bytes, so that a client still sending it reads the 413 instead of a reset; past it
+    # Envoy answers at once and closes the connection.
+    max_drain_bytes: int = 64 * 1_048_576
     rate_limit_per_second: int = 2000
     descriptor: Path = field(default=DESCRIPTOR)
 
@@ -41,6 +45,7 @@ class EnvoyConfig:
             rate_limit=self.rate_limit_per_second,
             descriptor=str(self.descriptor),
             max_request_bytes=self.max_request_bytes,
+            drain_limit_bytes=max(self.max_drain_bytes, self.max_request_bytes),
             upstream_endpoints=json.dumps(endpoints),
         )
 

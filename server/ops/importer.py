@@ -1,4 +1,14 @@
-"""`ccl import FILE`: streams a CSV or JSON-lines file of leads through LeadService.ImportLeads."""
+"""`ccl import FILE`: streams a CSV or JSON-lines file of leads through LeadService.ImportLeads.
+
+Rejected rows go to a CSV rejects file (for JSON lines too: each rejected line in a `line`
+column), which operators open in spreadsheets. Following OWASP's CSV injection guidance, every
+cell written there (header, values, `row` and `reason`) that a spreadsheet could take for a
+formula gets a single quote in front: one starting with `=`, `+`, `-`, `@`, a tab or a carriage
+return, also after leading whitespace or quotes (` =1+1`, `"=1+1`). The csv module quotes
+separators and quotes inside cells, so no cell can start another. Reading a CSV file undoes
+exactly that prefix (a quote followed by such a cell loses the quote), so a corrected rejects
+file imports as it is: `'+13125550182` is read as `+13125550182`.
+"""
 
 from __future__ import annotations
 
@@ -119,6 +129,8 @@ _INT_RANGES = {_Kind.INT32: (-(2**31), 2**31 - 1), _Kind.INT64: (-(2**63), 2**63
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _PARSE_FIELD = re.compile(r"Failed to parse (\w+) field: ")
+# A cell a spreadsheet may evaluate as a formula (see the module's docstring).
+_FORMULA_START = re.compile(r"[\s\"']*[=+\-@\t\r]")
 
 
 class ImportFileError(Exception):
@@ -218,6 +230,7 @@ class _CsvSource:
             header = next(csv.reader(f), None)
         if not header:
             raise ImportFileError(f"{path} has no header row")
+        header = [_unneutralised(name) for name in header]
         self.header = header
         self.width = len(header)
         names = [name.strip().lower() for name in header]
@@ -255,7 +268,8 @@ class _CsvSource:
             reader = csv.reader(f)
             try:
                 next(reader, None)
-                yield from enumerate(reader, start=1)
+                for row, values in enumerate(reader, start=1):
+                    yield row, [_unneutralised(value) for value in values]
             except csv.Error as e:
                 raise csv.Error(f"line {reader.line_num}: {e}") from e
 
@@ -287,6 +301,17 @@ class _CsvSource:
             idempotency_key=key or _derived_key(digest, row), lead=lead, record_ref=str(row)
         )
         return record
+
+
+def _neutralised(cell: str) -> str:
+    """`cell` as a spreadsheet shows it as text: with a single quote in front when it could be
+    taken for a formula."""
+    return "'" + cell if _FORMULA_START.match(cell) else cell
+
+
+def _unneutralised(cell: str) -> str:
+    """The inverse of `_neutralised`: `cell` without the quote it would have put in front."""
+    return cell[1:] if cell.startswith("'") and _FORMULA_START.match(cell, 1) else cell
 
 
 def _has_value(values: list[str]) -> bool:
@@ -416,11 +441,15 @@ class _RejectsWriter:
         self._tmp = Path(name)
         self._file: IO[str] = os.fdopen(fd, "w", encoding="utf-8", newline="")
         self._writer = csv.writer(self._file)
-        self._writer.writerow([*columns, _ROW_COLUMN, _REASON_COLUMN])
+        self._write_row([*columns, _ROW_COLUMN, _REASON_COLUMN])
 
     def write(self, record: _Record, reason: str) -> None:
-        self._writer.writerow([*record.original, record.row, reason])
+        self._write_row([*record.original, str(record.row), reason])
         self.count += 1
+
+    def _write_row(self, cells: list[str]) -> None:
+        # Every cell, header included: a spreadsheet evaluates formulas wherever they are.
+        self._writer.writerow([_neutralised(cell) for cell in cells])
 
     def finish(self) -> Path | None:
         self._file.close()

@@ -4,6 +4,12 @@ A key looks like `ccl_<key id>_<secret>`. The key id is public and indexes the
 row; only SHA-256 of the whole key is stored. The secret has 256 bits of
 entropy, so a fast hash is the right tool (a password KDF protects low-entropy
 secrets, which these are not), and verification costs microseconds.
+
+A verified key is cached for `cache_seconds` (`CCL_API_KEY_CACHE_SECONDS`), together with
+the check that its dealer is active. Revoking a key or deactivating a dealer through this
+process drops the affected keys from its cache at once (`forget_key`, `forget_dealer`);
+other processes (the `ccl keys revoke` CLI, another server) see the change within the
+cache time.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ import enum
 import hashlib
 import hmac
 import secrets
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from server.errors import FieldViolation, InvalidArgumentError, NotFoundError, UnauthenticatedError
@@ -73,11 +81,22 @@ def parse_role(value: str) -> Role:
 class ApiKeyService:
     """Creates, verifies and revokes API keys."""
 
-    def __init__(self, db: Database, admin_api_key: str = "", cache_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        admin_api_key: str = "",
+        cache_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._db = db
         self._admin_hash = _hash(admin_api_key) if admin_api_key else ""
         self._cache_seconds = cache_seconds
+        self._clock = clock
+        # digest -> (expiry, principal). Guarded by a lock: revocation may come from any thread.
         self._cache: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+        # Bumped by every invalidation, so a lookup that began before it is never cached.
+        self._generation = 0
 
     # --- creation and revocation (CLI, admin tooling) -------------------------------------
 
@@ -111,7 +130,21 @@ class ApiKeyService:
         )
         if not updated:
             raise NotFoundError("no active key with that id", reason="API_KEY_NOT_FOUND")
-        self._cache.clear()
+        self.forget_key(key_id)
+
+    def forget_key(self, key_id: str) -> None:
+        """Drops key `key_id` from this process's cache: its next use is checked again."""
+        self._forget(lambda p: p.key_id == key_id)
+
+    def forget_dealer(self, dealer_id: str) -> None:
+        """Drops dealer `dealer_id`'s keys from this process's cache (it was deactivated)."""
+        self._forget(lambda p: p.dealer_id == dealer_id)
+
+    def _forget(self, matches: Callable[[Principal], bool]) -> None:
+        with self._lock:
+            self._generation += 1
+            for digest in [d for d, (_, p) in self._cache.items() if matches(p)]:
+                del self._cache[digest]
 
     def list_sync(self) -> list[models.ApiKey]:
         return list(models.ApiKey.select().order_by(models.ApiKey.created_at))
@@ -128,18 +161,22 @@ class ApiKeyService:
         digest = _hash(api_key)
         if self._admin_hash and hmac.compare_digest(digest, self._admin_hash):
             return Principal(key_id=ENV_ADMIN_KEY_ID, role=Role.ADMIN)
-        now = time.monotonic()
-        cached = self._cache.get(digest)
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(digest)
+            generation = self._generation
         if cached and cached[0] > now:
             return cached[1]
         principal = await self._db.run(self._lookup, api_key, digest)
         if principal is None:
-            self._cache.pop(digest, None)
+            with self._lock:
+                self._cache.pop(digest, None)
             raise UnauthenticatedError("the API key is not valid", reason="API_KEY_INVALID")
-        if self._cache_seconds > 0:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = (now + self._cache_seconds, principal)
+        with self._lock:
+            if self._cache_seconds > 0 and generation == self._generation:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[digest] = (now + self._cache_seconds, principal)
         return principal
 
     @staticmethod
@@ -155,7 +192,7 @@ class ApiKeyService:
             .where((models.Dealer.id == row.dealer_id) & (models.Dealer.active == True))  # noqa: E712
             .exists()
         ):
-            return None  # a deactivated dealer's keys stop working (within the key cache time)
+            return None  # a deactivated dealer's keys stop working (cached like the key itself)
         if not hmac.compare_digest(row.secret_hash, digest):
             return None
         return Principal(key_id=row.id, role=Role(row.role), dealer_id=row.dealer_id)

@@ -10,6 +10,12 @@ is handled on its own, idempotent by (dealer, event id):
 - `{"event_id", "type": "status", "lead_id", "status": contacted|appointment_set|sold|lost|
   returned, "reason"}`: a status update on a lead we delivered to this dealer (`returned` needs
   a reason). A dealer can touch only its own leads.
+
+Before anything touches the database, every string of an event is checked: none, at any depth
+(keys included), may hold a NUL or a lone surrogate (`"\\ud800"`), which neither database nor a
+protobuf response can take, and the fields that are stored or compared are bounded text. A bad
+value rejects its event only (`INVALID_EVENT: events[i].<field> ...`) and is not recorded, so a
+retry of the batch answers the same.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, TypeAlias
 
 import peewee as pw
 
@@ -41,6 +47,23 @@ from server.storage.leads import append_activities
 
 MAX_EVENTS = 500
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
+# What no stored or echoed string may hold: NUL (PostgreSQL text cannot) and surrogates (a
+# decoded JSON string holds one only alone, and UTF-8, hence protobuf, cannot encode it).
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The event's strings that are stored or compared: longest length, and whether it is free text
+# (tabs and line breaks allowed).
+TEXT_FIELDS: dict[str, tuple[int, bool]] = {
+    "event_id": (128, False),
+    "type": (16, False),
+    "lead_id": (64, False),
+    "status": (32, False),
+    "reason": (500, True),
+}
+_MAX_KEY_SHOWN = 64
+# A path into a JSON document as (parent path, segment) links: O(1) to extend.
+_Trail: TypeAlias = "tuple[_Trail, str] | None"
 DEALER_STATUSES = {
     "contacted": LeadStatus.CONTACTED,
     "appointment_set": LeadStatus.APPOINTMENT_SET,
@@ -143,14 +166,10 @@ class DealerWebhookService:
     ) -> EventResult:
         if not isinstance(event, dict):
             return EventResult("", "rejected", "INVALID_EVENT: an event must be an object")
-        event_id = event.get("event_id")
-        if not isinstance(event_id, str) or not 0 < len(event_id) <= 128 or "\x00" in event_id:
-            return EventResult(
-                "", "rejected", f"INVALID_EVENT: events[{index}].event_id is required"
-            )
-        if any(isinstance(v, str) and "\x00" in v for v in event.values()):
-            # PostgreSQL cannot store NUL; no legitimate value has one.
-            return EventResult(event_id, "rejected", "INVALID_EVENT: a field contains NUL")
+        invalid = _invalid_event(index, event)
+        if invalid is not None:
+            return invalid  # nothing recorded: a retry answers the same
+        event_id: str = event["event_id"]
         earlier = await self._db.run(self._seen, dealer_id, event_id)
         if earlier is not None:
             return EventResult(event_id, "duplicate", "", earlier.lead_id or "")
@@ -163,7 +182,7 @@ class DealerWebhookService:
             result = EventResult(
                 event_id, "rejected", 'INVALID_EVENT: type must be "lead" or "status"'
             )
-        return await self._db.run(self._remember, dealer_id, str(kind), result)
+        return await self._db.run(self._remember, dealer_id, str(kind), _echoable(result))
 
     @staticmethod
     def _seen(dealer_id: str, event_id: str) -> m.DealerEvent | None:
@@ -214,7 +233,7 @@ class DealerWebhookService:
             return EventResult(
                 event_id, "rejected", f"INVALID_STATUS: one of {', '.join(DEALER_STATUSES)}"
             )
-        if not isinstance(reason, str) or len(reason) > 500:
+        if not isinstance(reason, str):  # its length and characters: `_invalid_event`
             return EventResult(event_id, "rejected", "INVALID_EVENT: reason must be text (max 500)")
         if status == "returned" and not reason.strip():
             return EventResult(
@@ -261,6 +280,84 @@ class DealerWebhookService:
                 at=now,
             )
         return EventResult(event_id, "accepted", "", lead_id)
+
+
+def _invalid_event(index: int, event: dict[str, Any]) -> EventResult | None:
+    """The rejection of an event one of whose strings no database or response can take, or
+    that is not bounded text where it is stored or compared; None if every string is fine.
+
+    The result never echoes a bad value: without a usable event id, its event id is empty."""
+    event_id = event.get("event_id")
+    if not isinstance(event_id, str) or not event_id:
+        return EventResult("", "rejected", f"INVALID_EVENT: events[{index}].event_id is required")
+    problem = _text_problem(event_id, *TEXT_FIELDS["event_id"])
+    if problem:
+        return EventResult("", "rejected", f"INVALID_EVENT: events[{index}].event_id {problem}")
+    problem = _untextual(event)
+    if problem:
+        return EventResult(event_id, "rejected", f"INVALID_EVENT: events[{index}]{problem}")
+    for name, (max_len, free_text) in TEXT_FIELDS.items():
+        value = event.get(name)
+        problem = _text_problem(value, max_len, free_text) if isinstance(value, str) else None
+        if problem:
+            return EventResult(
+                event_id, "rejected", f"INVALID_EVENT: events[{index}].{name} {problem}"
+            )
+    return None
+
+
+def _text_problem(value: str, max_len: int, free_text: bool) -> str | None:
+    """What is wrong with a stored or compared string, or None."""
+    if _NOT_TEXT.search(value):
+        return "is not valid text (NUL or lone surrogate)"
+    if (_CONTROL_BUT_LINES if free_text else _CONTROL).search(value):
+        return "must not contain control characters"
+    if len(value) > max_len:
+        return f"must be at most {max_len} characters"
+    return None
+
+
+def _untextual(document: Any) -> str | None:
+    """Where the first string of a decoded JSON document, key or value at any depth, holds a NUL
+    or a lone surrogate (`.lead.first_name is ...`, `.lead has a key that is ...`); else None.
+
+    One pass without recursion (json's own limit bounds the depth, not this stack); the path is
+    only spelled out once found, never with the bad string in it, and with keys shortened."""
+    pending: list[tuple[Any, _Trail]] = [(document, None)]
+    while pending:
+        value, trail = pending.pop()
+        if isinstance(value, str):
+            if _NOT_TEXT.search(value):
+                return f"{_spell(trail)} is not valid text (NUL or lone surrogate)"
+        elif isinstance(value, dict):
+            if any(_NOT_TEXT.search(key) for key in value):
+                return f"{_spell(trail)} has a key that is not valid text (NUL or lone surrogate)"
+            items = reversed(value.items())  # reversed: the first bad string is found first
+            pending.extend((item, (trail, f".{key[:_MAX_KEY_SHOWN]}")) for key, item in items)
+        elif isinstance(value, list):
+            indexed = reversed(list(enumerate(value)))
+            pending.extend((item, (trail, f"[{i}]")) for i, item in indexed)
+    return None
+
+
+def _spell(trail: _Trail) -> str:
+    """A trail as the path it stands for, root first (`.lead.address`)."""
+    segments: list[str] = []
+    while trail is not None:
+        trail, segment = trail
+        segments.append(segment)
+    return "".join(reversed(segments))
+
+
+def _echoable(result: EventResult) -> EventResult:
+    """The result with anything a database or protobuf cannot take replaced (U+FFFD): its
+    values are checked already, but a reason may quote a message from deeper down."""
+    return replace(
+        result,
+        event_id=_NOT_TEXT.sub("\ufffd", result.event_id),
+        reason=_NOT_TEXT.sub("\ufffd", result.reason),
+        lead_id=_NOT_TEXT.sub("\ufffd", result.lead_id),
+    )
 
 
 def _bad_body(message: str) -> InvalidArgumentError:

@@ -5,30 +5,33 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Callable
 
 import httpx
 
 from server.domain.dealers import DealerInput, DealerRecord
 from server.domain.leads import PageResult
 from server.errors import FieldViolation, InvalidArgumentError, NotFoundError
-from server.services.validation import US_STATES
+from server.services.validation import US_STATES, Collector, is_http_url
 from server.storage import models as m
 from server.storage.db import Database
-from server.storage.pagination import decode_token, encode_token, invalid_page_token, page_size
+from server.storage.pagination import decode_token, encode_token, page_size
 
 UPDATABLE = frozenset(DealerInput.__dataclass_fields__)
 TIERS = frozenset("ABCDE")
-_ZIP_PREFIX = re.compile(r"^\d{1,5}$")
+_ZIP_PREFIX = re.compile(r"[0-9]{1,5}")  # ASCII digits only: `\d` also matches Arabic-Indic
+MAX_ZIP_PREFIXES = 1000
+MAX_SIGNING_SECRET = 256
+_PRINTABLE = re.compile(r"[\x20-\x7e]+")
 
 
 def validate_dealer(d: DealerInput, fields: frozenset[str] = UPDATABLE) -> DealerInput:
     """Normalises and checks the given fields; raises naming every bad one."""
-    v: list[FieldViolation] = []
+    c = Collector("dealer.")
+    v = c.violations
     out = DealerInput(**{k: getattr(d, k) for k in DealerInput.__dataclass_fields__})
     if "name" in fields:
-        out.name = d.name.strip()
-        if not out.name or len(out.name) > 200:
-            v.append(FieldViolation("dealer.name", "is required (at most 200 characters)"))
+        out.name = c.text("name", d.name, required=True, max_len=200)
     if "states" in fields:
         out.states = sorted({s.strip().upper() for s in d.states})
         bad = [s for s in out.states if s not in US_STATES]
@@ -36,8 +39,14 @@ def validate_dealer(d: DealerInput, fields: frozenset[str] = UPDATABLE) -> Deale
             v.append(FieldViolation("dealer.states", "must be two-letter US state codes"))
     if "zip_prefixes" in fields:
         out.zip_prefixes = sorted({z.strip() for z in d.zip_prefixes})
-        if any(not _ZIP_PREFIX.match(z) for z in out.zip_prefixes):
-            v.append(FieldViolation("dealer.zip_prefixes", "must be 1 to 5 digits each"))
+        if len(out.zip_prefixes) > MAX_ZIP_PREFIXES:
+            v.append(
+                FieldViolation(
+                    "dealer.zip_prefixes", f"must be at most {MAX_ZIP_PREFIXES} prefixes"
+                )
+            )
+        elif any(not _ZIP_PREFIX.fullmatch(z) for z in out.zip_prefixes):
+            v.append(FieldViolation("dealer.zip_prefixes", "must be 1 to 5 ASCII digits each"))
     if "accepted_tiers" in fields:
         out.accepted_tiers = sorted({t.strip().upper() for t in d.accepted_tiers})
         if any(t not in TIERS for t in out.accepted_tiers):
@@ -50,23 +59,32 @@ def validate_dealer(d: DealerInput, fields: frozenset[str] = UPDATABLE) -> Deale
         v.append(FieldViolation("dealer.weight", "must be between 1 and 100"))
     if "endpoint_url" in fields:
         out.endpoint_url = d.endpoint_url.strip()
-        if out.endpoint_url and not _is_http_url(out.endpoint_url):
+        if out.endpoint_url and not (
+            is_http_url(out.endpoint_url) and _httpx_can_use(out.endpoint_url)
+        ):
             v.append(FieldViolation("dealer.endpoint_url", "must be an http(s) URL"))
     if "delivery_format" in fields:
         out.delivery_format = d.delivery_format or "json"
         if out.delivery_format not in ("json", "adf"):
             v.append(FieldViolation("dealer.delivery_format", "must be json or adf"))
-    if "signing_secret" in fields and d.signing_secret and len(d.signing_secret) < 16:
-        v.append(FieldViolation("dealer.signing_secret", "must be at least 16 characters"))
+    if "signing_secret" in fields and d.signing_secret:
+        if not (
+            16 <= len(d.signing_secret) <= MAX_SIGNING_SECRET
+            and _PRINTABLE.fullmatch(d.signing_secret)
+        ):
+            v.append(
+                FieldViolation(
+                    "dealer.signing_secret",
+                    f"must be 16 to {MAX_SIGNING_SECRET} printable ASCII characters",
+                )
+            )
     if v:
         raise InvalidArgumentError("the dealer is not valid", reason="INVALID_DEALER", violations=v)
     return out
 
 
-def _is_http_url(value: str) -> bool:
+def _httpx_can_use(value: str) -> bool:
     """Parses as the delivery client will (httpx), so a stored endpoint can always be used."""
-    if len(value) > 2048:
-        return False
     try:
         url = httpx.URL(value)
     except (httpx.InvalidURL, ValueError):
@@ -116,8 +134,11 @@ def _columns(d: DealerInput, fields: frozenset[str]) -> dict[str, object]:
 
 
 class DealerService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, on_deactivated: Callable[[str], None] | None = None) -> None:
+        """`on_deactivated(dealer_id)` runs once a dealer is saved inactive (the API key cache
+        forgets its keys, so they are refused at once)."""
         self._db = db
+        self._on_deactivated = on_deactivated
 
     async def create(self, dealer: DealerInput) -> tuple[DealerRecord, str]:
         """Creates a dealer; returns it and the generated signing secret ("" if one was given)."""
@@ -149,8 +170,6 @@ class DealerService:
         query = m.Dealer.select()
         if token:
             cursor = decode_token("dealers", token)
-            if not isinstance(cursor.get("n"), str) or not isinstance(cursor.get("i"), str):
-                raise invalid_page_token()
             query = query.where(
                 (m.Dealer.name > cursor["n"])
                 | ((m.Dealer.name == cursor["n"]) & (m.Dealer.id > cursor["i"]))
@@ -177,7 +196,10 @@ class DealerService:
             )
         chosen = frozenset(fields)
         valid = validate_dealer(dealer, chosen)
-        return await self._db.run(self._update, dealer_id, valid, chosen)
+        record = await self._db.run(self._update, dealer_id, valid, chosen)
+        if not record.active and "active" in chosen and self._on_deactivated is not None:
+            self._on_deactivated(dealer_id)
+        return record
 
     def _update(self, dealer_id: str, d: DealerInput, fields: frozenset[str]) -> DealerRecord:
         with self._db.transaction():

@@ -5,8 +5,10 @@ existence is not disclosed)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from server.agents.visitor_identifier import TrackResult, VisitorEventInput, VisitorIdentifier
 from server.domain.leads import (
@@ -18,8 +20,9 @@ from server.domain.leads import (
     PageResult,
     redacted_for_dealer,
 )
-from server.errors import FieldViolation, InvalidArgumentError
+from server.errors import InvalidArgumentError
 from server.services.auth import Principal, Role
+from server.services.validation import Collector
 from server.storage import models as m
 from server.storage.db import Database
 from server.storage.deliveries import DeliveryRepository, DeliveryView
@@ -46,38 +49,46 @@ def _dealer_restriction(principal: Principal) -> str | None:
     return principal.dealer_id if principal.role is Role.DEALER else None
 
 
-def validate_event(event: VisitorEventInput) -> None:
-    v: list[FieldViolation] = []
-    if not event.anonymous_id.strip() or len(event.anonymous_id) > 128:
-        v.append(FieldViolation("anonymous_id", "is required (at most 128 characters)"))
+# The text fields of a visitor event: attribute, request path, longest accepted value. Stored
+# ones are no longer than their VisitorEvent column; email and phone are only used (normalised)
+# to stitch identities.
+_EVENT_TEXT: tuple[tuple[str, str, int], ...] = (
+    ("event_id", "event_id", 128),
+    ("page_url", "page.url", 2048),
+    ("page_path", "page.path", 2048),
+    ("referrer", "page.referrer", 2048),
+    ("page_title", "page.title", 320),
+    ("utm_source", "campaign.source", 200),
+    ("utm_medium", "campaign.medium", 200),
+    ("utm_campaign", "campaign.name", 200),
+    ("utm_term", "campaign.term", 200),
+    ("utm_content", "campaign.content", 200),
+    ("user_agent", "user_agent", 1000),
+    ("email", "email", 320),
+    ("phone", "phone", 320),
+    ("step", "step", 64),
+)
+
+
+def validate_event(event: VisitorEventInput) -> VisitorEventInput:
+    """The event with its text trimmed and its IP address normalised; raises
+    INVALID_ARGUMENT (INVALID_VISITOR_EVENT) naming every bad field."""
+    c = Collector("")
+    anonymous_id = c.text("anonymous_id", event.anonymous_id, required=True, max_len=128)
+    values: dict[str, Any] = {
+        name: c.text(path, getattr(event, name), required=False, max_len=max_len)
+        for name, path, max_len in _EVENT_TEXT
+    }
     if event.event_type not in EVENT_TYPES:
-        v.append(FieldViolation("event_type", "is required"))
-    for name in ("page_url", "referrer"):
-        if len(getattr(event, name)) > 2048:
-            v.append(
-                FieldViolation(f"page.{name.removeprefix('page_')}", "at most 2048 characters")
-            )
-    if len(event.user_agent) > 1000:
-        v.append(FieldViolation("user_agent", "at most 1000 characters"))
-    if len(event.event_id) > 128:
-        v.append(FieldViolation("event_id", "at most 128 characters"))
-    for name in (
-        "email",
-        "phone",
-        "step",
-        "page_title",
-        "utm_source",
-        "utm_medium",
-        "utm_campaign",
-        "utm_term",
-        "utm_content",
-    ):
-        if len(getattr(event, name)) > 320:
-            v.append(FieldViolation(name, "at most 320 characters"))
-    if v:
+        c.add("event_type", "is required")
+    ip_address = c.ip("ip_address", event.ip_address)
+    if c.violations:
         raise InvalidArgumentError(
-            "the visitor event is not valid", reason="INVALID_VISITOR_EVENT", violations=v
+            "the visitor event is not valid",
+            reason="INVALID_VISITOR_EVENT",
+            violations=c.violations,
         )
+    return dataclasses.replace(event, anonymous_id=anonymous_id, ip_address=ip_address, **values)
 
 
 class LeadService:
@@ -148,10 +159,10 @@ class LeadService:
         )
 
     async def track(self, event: VisitorEventInput, privacy_opt_out: bool) -> TrackResult:
-        validate_event(event)
+        valid = validate_event(event)
 
         def record() -> TrackResult:
             with self._db.transaction():
-                return self._identifier.track(event, privacy_opt_out, m.utcnow())
+                return self._identifier.track(valid, privacy_opt_out, m.utcnow())
 
         return await self._db.run(record)

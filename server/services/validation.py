@@ -1,8 +1,14 @@
 """Lead validation: every bad field reported at once, every good value normalised.
 
 Emails go through email-validator (syntax only, no DNS), phones through
-phonenumbers (to E.164). Violations name fields by their request path, for
-example `lead.address.zip_code`, so REST and gRPC callers can point at them.
+phonenumbers (to E.164), IP addresses through `ipaddress` and URLs through
+`urllib.parse`. Violations name fields by their request path, for example
+`lead.address.zip_code`, so REST and gRPC callers can point at them.
+
+Every text field has a length limit no larger than the column it is stored in
+(`server/storage/models.py`). Patterns are matched whole (`fullmatch`, as `$` also
+matches before a final newline) with ASCII classes (`[0-9]`: the regex digit class also
+matches fullwidth or Arabic-Indic digits).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
+from urllib.parse import urlsplit
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -21,11 +28,16 @@ US_STATES = frozenset(
     "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH "
     "NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY".split()
 )
-_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
-_PRINTABLE_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Used with fullmatch only.
+_ZIP = re.compile(r"[0-9]{5}(?:-[0-9]{4})?")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_VIN = re.compile(r"[A-HJ-NPR-Z0-9]{17}")
+_PRINTABLE_KEY = re.compile(r"[\x21-\x7e]{1,128}")
+# C0 and C1 control characters and DEL.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+MAX_URL_LENGTH = 2048
 
 MAX_MONTHLY_INCOME_CENTS = 10_000_000  # $100,000 a month
 MAX_DOWN_PAYMENT_CENTS = 10_000_000  # $100,000
@@ -34,7 +46,10 @@ MIN_AGE_YEARS = 18
 MAX_AGE_YEARS = 120
 
 
-class _Collector:
+class Collector:
+    """Collects the violations of one request (field paths under `prefix`) while it normalises
+    the values it checks."""
+
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.violations: list[FieldViolation] = []
@@ -58,9 +73,31 @@ class _Collector:
             self.add(path, f"must be between {low} and {high}")
         return value
 
+    def ip(self, path: str, value: str) -> str:
+        """An optional IP address, normalised (`normalize_ip`)."""
+        value = value.strip()
+        if not value:
+            return ""
+        try:
+            return normalize_ip(value)
+        except ValueError:
+            self.add(path, "must be an IPv4 or IPv6 address")
+            return value
+
+    def url(self, path: str, value: str) -> str:
+        """An optional http(s) URL (`is_http_url`)."""
+        value = value.strip()
+        if value and not is_http_url(value):
+            self.add(
+                path,
+                f"must be an http(s) URL with a host, without spaces or control characters "
+                f"(at most {MAX_URL_LENGTH} characters)",
+            )
+        return value
+
 
 def validate_idempotency_key(key: str, field: str = "idempotency_key") -> str:
-    if key and not _PRINTABLE_KEY.match(key):
+    if key and not _PRINTABLE_KEY.fullmatch(key):
         raise InvalidArgumentError(
             "the idempotency key is not valid",
             reason="INVALID_IDEMPOTENCY_KEY",
@@ -89,6 +126,40 @@ def normalize_phone(phone: str, region: str) -> str:
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 
 
+def parse_date(value: str) -> dt.date:
+    """A calendar date written exactly as YYYY-MM-DD (ASCII digits); ValueError otherwise.
+
+    `date.fromisoformat` alone also takes other ISO 8601 forms (`19850614`, `1985-W24-6`)."""
+    if not _DATE.fullmatch(value):
+        raise ValueError("not YYYY-MM-DD")
+    return dt.date.fromisoformat(value)
+
+
+def normalize_ip(value: str) -> str:
+    """The address in its canonical form (IPv6 compressed, lower case); ValueError if `value`
+    is not an IPv4 or IPv6 address. IPv6 zone ids (`fe80::1%eth0`, free text after the `%`)
+    name an interface of the sender's own host: never an applicant's address."""
+    if "%" in value:
+        raise ValueError("zone ids are not accepted")
+    return str(ipaddress.ip_address(value))
+
+
+def is_http_url(value: str) -> bool:
+    """True for an absolute http(s) URL with a host, a valid port if any, no whitespace or
+    control characters anywhere (`urlsplit` would silently drop tabs and newlines), and at
+    most MAX_URL_LENGTH characters."""
+    if len(value) > MAX_URL_LENGTH or _CONTROL.search(value):
+        return False
+    if any(ch.isspace() for ch in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def _age_on(born: dt.date, today: dt.date) -> int:
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
@@ -107,7 +178,7 @@ def validate_lead(
             reason="INVALID_LEAD",
             violations=[FieldViolation(prefix.rstrip("."), "is required")],
         )
-    c = _Collector(prefix)
+    c = Collector(prefix)
     today = today or dt.datetime.now(dt.UTC).date()
 
     first_name = c.text("first_name", lead.first_name, required=True, max_len=100)
@@ -145,9 +216,7 @@ def validate_lead(
         c.add("date_of_birth", "is required")
     else:
         try:
-            born = dt.date.fromisoformat(lead.date_of_birth.strip())
-            if len(lead.date_of_birth.strip()) != 10:
-                raise ValueError
+            born = parse_date(lead.date_of_birth.strip())
         except ValueError:
             c.add("date_of_birth", "must be a date as YYYY-MM-DD")
         else:
@@ -166,7 +235,7 @@ def validate_lead(
     consent = _validate_consent(c, lead.consent)
 
     source = lead.source.strip().lower() or "api"
-    if not _SLUG.match(source):
+    if not _SLUG.fullmatch(source):
         c.add("source", "must be a lowercase slug of letters, digits, '-' and '_' (max 64)")
     visitor_id = c.text("visitor_id", lead.visitor_id, required=False, max_len=128)
     employment = c.text("employment_status", lead.employment_status, required=False, max_len=32)
@@ -199,7 +268,7 @@ def validate_lead(
     )
 
 
-def _validate_address(c: _Collector, address: AddressInput | None) -> AddressInput:
+def _validate_address(c: Collector, address: AddressInput | None) -> AddressInput:
     if address is None:
         c.add("address", "is required")
         return AddressInput()
@@ -218,18 +287,18 @@ def _validate_address(c: _Collector, address: AddressInput | None) -> AddressInp
         c.add("address.state", "must be a two-letter US state code")
     if not zip_code:
         c.add("address.zip_code", "is required")
-    elif not _ZIP.match(zip_code):
+    elif not _ZIP.fullmatch(zip_code):
         c.add("address.zip_code", "must be 5 digits, optionally followed by -NNNN")
     return out
 
 
-def _validate_vehicle(c: _Collector, vehicle: VehicleInput | None, today: dt.date) -> VehicleInput:
+def _validate_vehicle(c: Collector, vehicle: VehicleInput | None, today: dt.date) -> VehicleInput:
     if vehicle is None:
         return VehicleInput()
     if vehicle.year != 0:
         c.int_range("vehicle.year", vehicle.year, 1980, today.year + 2)
     vin = vehicle.vin.strip().upper()
-    if vin and not _VIN.match(vin):
+    if vin and not _VIN.fullmatch(vin):
         c.add("vehicle.vin", "must be 17 characters (letters except I, O, Q, and digits)")
     c.int_range("vehicle.price_cents", vehicle.price_cents, 0, MAX_VEHICLE_PRICE_CENTS)
     return VehicleInput(
@@ -242,7 +311,7 @@ def _validate_vehicle(c: _Collector, vehicle: VehicleInput | None, today: dt.dat
     )
 
 
-def _validate_consent(c: _Collector, consent: ConsentInput | None) -> ConsentInput:
+def _validate_consent(c: Collector, consent: ConsentInput | None) -> ConsentInput:
     if consent is None:
         c.add("consent", "is required")
         return ConsentInput()
@@ -255,26 +324,17 @@ def _validate_consent(c: _Collector, consent: ConsentInput | None) -> ConsentInp
         c.add("consent.consent_text", "is required")
     elif len(text) > 10_000:
         c.add("consent.consent_text", "must be at most 10000 characters")
-    ip = consent.ip_address.strip()
-    if ip:
-        try:
-            ip = str(ipaddress.ip_address(ip))
-        except ValueError:
-            c.add("consent.ip_address", "must be an IPv4 or IPv6 address")
     if consent.consented_at is not None:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         if not dt.datetime(2000, 1, 1) <= consent.consented_at <= now + dt.timedelta(minutes=5):
             c.add("consent.consented_time", "must be a past time (since 2000)")
-    page_url = consent.page_url.strip()
-    if page_url and (len(page_url) > 2048 or not page_url.startswith(("https://", "http://"))):
-        c.add("consent.page_url", "must be an http(s) URL of at most 2048 characters")
     return ConsentInput(
         tcpa=consent.tcpa,
         fcra_soft_pull=consent.fcra_soft_pull,
         consent_text=text,
-        ip_address=ip,
+        ip_address=c.ip("consent.ip_address", consent.ip_address),
         user_agent=c.text("consent.user_agent", consent.user_agent, required=False, max_len=1000),
-        page_url=page_url,
+        page_url=c.url("consent.page_url", consent.page_url),
         certificate_id=c.text(
             "consent.certificate_id", consent.certificate_id, required=False, max_len=200
         ),

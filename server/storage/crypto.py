@@ -1,4 +1,5 @@
-"""Encryption at rest for sensitive fields (date of birth, income, dealer secrets).
+"""Encryption at rest for sensitive fields (date of birth, income and the credit limits computed
+from it, dealer packages, dealer replies to deliveries, dealer secrets).
 
 Fernet (AES-128-CBC + HMAC-SHA256, from `cryptography`) through MultiFernet, so
 keys can rotate: the first key encrypts, every key decrypts.
@@ -6,14 +7,27 @@ keys can rotate: the first key encrypts, every key decrypts.
 
 from __future__ import annotations
 
+import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from server.errors import FailedPreconditionError
+
+
+@dataclass
+class UndecryptableError(FailedPreconditionError):
+    """A stored value none of the configured data keys decrypts (a key was dropped from
+    `CCL_DATA_KEYS`, or the database comes from another installation). Nothing a caller can
+    fix: an operator must configure the key that encrypted it."""
+
+    reason: str = "DATA_KEY_UNAVAILABLE"
+
 
 class FieldCipher:
-    """Encrypts and decrypts short text values."""
+    """Encrypts and decrypts text values."""
 
     def __init__(self, keys: list[str]) -> None:
         if not keys:
@@ -27,19 +41,74 @@ class FieldCipher:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as e:
-            raise ValueError("encrypted value cannot be decrypted with the configured keys") from e
+            raise UndecryptableError(
+                "stored data cannot be decrypted with the configured data keys"
+            ) from e
+
+
+# Files holding keys or personal data (the key file, the SQLite database and its `-wal`/`-shm`
+# siblings, `make run`'s admin key) are readable by their owner only, and so are the directories
+# created for them. Modes are given at creation (os.open, mkdir), never by changing the process's
+# umask, which would race with other threads creating files.
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+
+log = logging.getLogger("ccl.storage")
+
+
+def make_private_dirs(path: Path) -> None:
+    """Creates directory `path` and its missing parents with mode 0700. Directories that exist
+    already are left as they are (they may be shared ones, such as /tmp)."""
+    for directory in reversed([path, *path.parents]):
+        if not directory.exists():
+            directory.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+
+
+def create_private_file(path: Path) -> bool:
+    """Creates `path` empty with mode 0600 and returns True; if it exists, restricts it to its
+    owner (`restrict_to_owner`) and returns False."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
+    except FileExistsError:
+        restrict_to_owner(path)
+        return False
+    return True
+
+
+def restrict_to_owner(path: Path) -> None:
+    """Takes the group and other permissions off an existing file (one made before files were
+    created 0600), with a warning; does nothing for a missing or already private file."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return
+    if not mode & 0o077:
+        return
+    try:
+        path.chmod(mode & ~0o077)
+    except OSError:
+        log.warning(
+            "a file with keys or personal data is readable by other users and cannot be "
+            "restricted: make it mode 0600",
+            extra={"path": str(path), "mode": oct(mode)},
+        )
+        return
+    log.warning(
+        "a file with keys or personal data was readable by other users: restricted to its owner",
+        extra={"path": str(path), "previous_mode": oct(mode)},
+    )
 
 
 def load_or_create_key_file(path: Path) -> str:
-    """Returns the key in `path`, creating it (mode 0600) on first use. Development only."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = Fernet.generate_key().decode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
-    return key
+    """Returns the key in `path`, creating it (mode 0600, in directories created 0700) on first
+    use; an existing key file others can read is restricted to its owner. Development only: the
+    composition root never calls it in production."""
+    make_private_dirs(path.parent)
+    if create_private_file(path):
+        key = Fernet.generate_key().decode()
+        path.write_text(key + "\n")
+        return key
+    return path.read_text().strip()
 
 
 class _CipherHolder:

@@ -22,6 +22,8 @@ import peewee as pw
 from playhouse import db_url
 from playhouse.shortcuts import ReconnectMixin
 
+from server.storage.crypto import create_private_file, make_private_dirs, restrict_to_owner
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -53,17 +55,32 @@ SQLITE_PRAGMAS = {
 }
 
 
+# Files SQLite keeps beside the database; it creates them with the database file's mode.
+SQLITE_SIBLING_SUFFIXES = ("-wal", "-shm", "-journal")
+
+
 def open_database(url: str) -> pw.Database:
-    """Builds the peewee database for `url` (sqlite:///… or postgresql://…) without connecting."""
+    """Builds the peewee database for `url` (sqlite:///… or postgresql://…) without connecting.
+
+    A SQLite database file is created here, empty, with mode 0600 (its directories 0700), so
+    the `-wal` and `-shm` files SQLite makes beside it get 0600 too; an existing one that other
+    users can read is restricted to its owner."""
     if url.startswith("sqlite:"):
         path = db_url.parse(url)["database"]
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path not in ("", ":memory:"):
+            _prepare_sqlite_file(Path(path))
         return pw.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS)
     if url.startswith(("postgres://", "postgresql://")):
         params = db_url.parse(url)
         return _ReconnectingPostgresqlDatabase(params.pop("database"), **params)
     raise ValueError("DATABASE_URL must start with sqlite:/// or postgresql://")
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    make_private_dirs(path.parent)
+    create_private_file(path)
+    for suffix in SQLITE_SIBLING_SUFFIXES:
+        restrict_to_owner(path.with_name(path.name + suffix))
 
 
 def backend_name(db: pw.Database) -> str:

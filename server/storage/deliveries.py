@@ -4,20 +4,32 @@ Claiming sets `locked_by`/`locked_until` in a transaction (`FOR UPDATE SKIP LOCK
 PostgreSQL, so workers in several processes take disjoint rows; SQLite serialises writers).
 A worker that dies leaves a lease that expires, and the delivery is claimed again: delivery is
 at least once, with the same event id on every attempt. Results are only recorded by the
-lease holder.
+lease holder. A claim can be capped per dealer, so one dealer's backlog never takes every slot
+of a worker.
+
+Package bodies (and the dealer's replies, which may echo them) are encrypted at rest; a claim
+decrypts the package only to send it. A package that no configured data key decrypts is
+dead-lettered with that reason instead of failing the batch it was claimed in; once the key
+is configured again, `RedeliverLead` sends it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+import peewee as pw
 
 from server.domain.leads import AgentName, LeadStatus
 from server.errors import FailedPreconditionError, NotFoundError
 from server.storage import models as m
+from server.storage.crypto import UndecryptableError
 from server.storage.db import Database
 from server.storage.leads import append_activities
 
+log = logging.getLogger("ccl.delivery")
 A = AgentName.LEAD_PACKAGING
 DUE_STATES = ("pending", "retrying")
 # Lead statuses that delivery moves; a dealer-reported status (sold, ...) is never overwritten.
@@ -56,25 +68,65 @@ class DeliveryView:
     attempt_log: list[tuple[dt.datetime, int, str, int]]
 
 
+def _within_dealer_allowance(
+    due: pw.Expression, per_dealer: int, busy: Mapping[str, int]
+) -> pw.Select:
+    """The ids of due deliveries that rank, oldest first within their dealer, inside what the
+    dealer may still have in flight (`per_dealer` minus its deliveries already `busy`)."""
+    rank = (
+        pw.fn.ROW_NUMBER()
+        .over(
+            partition_by=[m.Delivery.dealer],
+            order_by=[m.Delivery.next_attempt_at, m.Delivery.id],
+        )
+        .alias("dealer_rank")
+    )
+    ranked = m.Delivery.select(m.Delivery.id, m.Delivery.dealer, rank).where(due).alias("ranked")
+    allowance: pw.Node = pw.Value(per_dealer)
+    if busy:
+        allowance = pw.Case(
+            ranked.c.dealer_id,
+            [(dealer_id, per_dealer - count) for dealer_id, count in busy.items()],
+            per_dealer,
+        )
+    return pw.Select([ranked], [ranked.c.id]).where(ranked.c.dealer_rank <= allowance)
+
+
 class DeliveryRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
     def claim_due(
-        self, worker_id: str, now: dt.datetime, lease: dt.timedelta, limit: int
+        self,
+        worker_id: str,
+        now: dt.datetime,
+        lease: dt.timedelta,
+        limit: int,
+        *,
+        per_dealer: int | None = None,
+        busy: Mapping[str, int] | None = None,
     ) -> list[DueDelivery]:
+        """Leases up to `limit` due deliveries to `worker_id`, oldest due first.
+
+        With `per_dealer`, at most `per_dealer - busy[dealer]` of one dealer's deliveries are
+        claimed (`busy`: the dealers' deliveries the worker already has in flight), so a dealer
+        whose endpoint hangs never holds more than `per_dealer` of the worker's slots.
+        """
         with self._db.transaction():
             # A deactivated dealer receives nothing: its deliveries wait (and go out if it is
             # activated again, or can be redelivered elsewhere by routing anew).
             active_dealers = m.Dealer.select(m.Dealer.id).where(m.Dealer.active == True)  # noqa: E712
+            due = (
+                m.Delivery.state.in_(DUE_STATES)
+                & (m.Delivery.next_attempt_at <= now)
+                & (m.Delivery.locked_until.is_null() | (m.Delivery.locked_until < now))
+                & m.Delivery.dealer.in_(active_dealers)
+            )
+            if per_dealer is not None:
+                due &= m.Delivery.id.in_(_within_dealer_allowance(due, per_dealer, busy or {}))
             query = (
                 m.Delivery.select(m.Delivery.id)
-                .where(
-                    m.Delivery.state.in_(DUE_STATES)
-                    & (m.Delivery.next_attempt_at <= now)
-                    & (m.Delivery.locked_until.is_null() | (m.Delivery.locked_until < now))
-                    & m.Delivery.dealer.in_(active_dealers)
-                )
+                .where(due)
                 .order_by(m.Delivery.next_attempt_at)
                 .limit(limit)
             )
@@ -86,27 +138,46 @@ class DeliveryRepository:
             m.Delivery.update(locked_by=worker_id, locked_until=now + lease).where(
                 m.Delivery.id.in_(ids)
             ).execute()
+            # Encrypted columns come raw and are decrypted row by row, so that one package no
+            # configured key decrypts is set aside instead of failing the whole batch.
             rows = (
-                m.Delivery.select(m.Delivery, m.LeadPackage, m.Dealer)
+                m.Delivery.select(
+                    m.Delivery.id,
+                    m.Delivery.event_id,
+                    m.Delivery.lead,
+                    m.Delivery.dealer,
+                    m.Delivery.attempts,
+                    m.Dealer.id,  # else the joined dealer, without its id, blanks `dealer_id`
+                    m.Dealer.endpoint_url,
+                    m.Dealer.signing_secret.coerce(False),
+                    m.LeadPackage.body.coerce(False),
+                    m.LeadPackage.content_type,
+                )
                 .join(m.LeadPackage, on=(m.Delivery.package == m.LeadPackage.id))
                 .switch(m.Delivery)
                 .join(m.Dealer, on=(m.Delivery.dealer == m.Dealer.id))
                 .where(m.Delivery.id.in_(ids))
             )
-            return [
-                DueDelivery(
-                    delivery_id=r.id,
-                    event_id=r.event_id,
-                    lead_id=r.lead_id,
-                    dealer_id=r.dealer_id,
-                    attempts=r.attempts,
-                    url=r.dealer.endpoint_url,
-                    secret=r.dealer.signing_secret or "",
-                    body=r.package.body.encode(),
-                    content_type=r.package.content_type,
-                )
-                for r in rows
-            ]
+            claimed: list[DueDelivery] = []
+            for r in rows:
+                try:
+                    claimed.append(
+                        DueDelivery(
+                            delivery_id=r.id,
+                            event_id=r.event_id,
+                            lead_id=r.lead_id,
+                            dealer_id=r.dealer_id,
+                            attempts=r.attempts,
+                            url=r.dealer.endpoint_url,
+                            secret=m.Dealer.signing_secret.python_value(r.dealer.signing_secret)
+                            or "",
+                            body=m.LeadPackage.body.python_value(r.package.body).encode(),
+                            content_type=r.package.content_type,
+                        )
+                    )
+                except UndecryptableError as e:
+                    _dead_letter_unreadable(r.id, r.lead_id, e, now)
+            return claimed
 
     def record(
         self,
@@ -146,19 +217,7 @@ class DeliveryRepository:
                 error=error,
                 duration_ms=duration_ms,
             )
-            m.Lead.update(delivery_state=state, updated_at=now).where(
-                m.Lead.id == due.lead_id
-            ).execute()
-            # The lead's status follows delivery only until the dealer reports on it.
-            new_status = {
-                "delivered": LeadStatus.DELIVERED,
-                "rejected": LeadStatus.DELIVERY_FAILED,
-                "dead_lettered": LeadStatus.DELIVERY_FAILED,
-            }.get(state)
-            if new_status is not None:
-                m.Lead.update(status=new_status.value).where(
-                    (m.Lead.id == due.lead_id) & m.Lead.status.in_(_DELIVERY_STATUSES)
-                ).execute()
+            _lead_follows_delivery(due.lead_id, state, now)
             attempt = due.attempts + 1
             details = {
                 "delivery_id": due.delivery_id,
@@ -166,6 +225,10 @@ class DeliveryRepository:
                 "status_code": status_code,
                 "duration_ms": duration_ms,
             }
+            # The activity log is stored in clear and shown to the dealer, and a dealer's reply
+            # may echo the package: it keeps only the status code (the whole reply is on the
+            # delivery, encrypted). Transport errors ("timeout", "ConnectError") name no data.
+            shown_error = f"HTTP {status_code}" if status_code else error
             entries = [(A, "delivery.attempted", f"Delivery attempt {attempt}", details)]
             if state == "delivered":
                 entries.append((A, "delivery.delivered", "Dealer accepted the package", details))
@@ -175,7 +238,7 @@ class DeliveryRepository:
                         A,
                         "delivery.retry_scheduled",
                         "Retry scheduled",
-                        {**details, "error": error, "next_attempt_at": str(next_attempt_at)},
+                        {**details, "error": shown_error, "next_attempt_at": str(next_attempt_at)},
                     )
                 )
             elif state == "rejected":
@@ -184,7 +247,7 @@ class DeliveryRepository:
                         A,
                         "delivery.rejected",
                         "Dealer refused the package",
-                        {**details, "error": error},
+                        {**details, "error": shown_error},
                     )
                 )
             else:
@@ -193,7 +256,7 @@ class DeliveryRepository:
                         A,
                         "delivery.dead_lettered",
                         "Retries exhausted",
-                        {**details, "error": error},
+                        {**details, "error": shown_error},
                     )
                 )
             append_activities(due.lead_id, entries, at=now)
@@ -286,3 +349,47 @@ class DeliveryRepository:
             last_error=r.last_error,
             attempt_log=attempts,
         )
+
+
+def _lead_follows_delivery(lead_id: str, state: str, now: dt.datetime) -> None:
+    """Moves the lead's delivery state, and its status until the dealer reports on it."""
+    m.Lead.update(delivery_state=state, updated_at=now).where(m.Lead.id == lead_id).execute()
+    new_status = {
+        "delivered": LeadStatus.DELIVERED,
+        "rejected": LeadStatus.DELIVERY_FAILED,
+        "dead_lettered": LeadStatus.DELIVERY_FAILED,
+    }.get(state)
+    if new_status is not None:
+        m.Lead.update(status=new_status.value).where(
+            (m.Lead.id == lead_id) & m.Lead.status.in_(_DELIVERY_STATUSES)
+        ).execute()
+
+
+def _dead_letter_unreadable(
+    delivery_id: str, lead_id: str, error: UndecryptableError, now: dt.datetime
+) -> None:
+    """Sets aside a claimed delivery whose package or dealer secret no configured key decrypts:
+    retrying cannot help until an operator configures the key that encrypted it."""
+    log.error(
+        "delivery cannot be decrypted", extra={"delivery_id": delivery_id, "reason": error.reason}
+    )
+    m.Delivery.update(
+        state="dead_lettered",
+        last_error=str(error),
+        locked_by="",
+        locked_until=None,
+        updated_at=now,
+    ).where(m.Delivery.id == delivery_id).execute()
+    _lead_follows_delivery(lead_id, "dead_lettered", now)
+    append_activities(
+        lead_id,
+        [
+            (
+                A,
+                "delivery.dead_lettered",
+                "The package cannot be decrypted with the configured data keys",
+                {"delivery_id": delivery_id, "error": str(error)},
+            )
+        ],
+        at=now,
+    )

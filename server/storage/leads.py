@@ -36,7 +36,7 @@ from server.domain.leads import (
 from server.errors import AlreadyExistsError, NotFoundError
 from server.storage import models
 from server.storage.db import Database
-from server.storage.pagination import decode_token, encode_token, invalid_page_token
+from server.storage.pagination import decode_token, encode_token
 
 m = models
 
@@ -317,12 +317,8 @@ class LeadRepository:
         if flt.created_before is not None:
             query = query.where(m.Lead.created_at < flt.created_before)
         if page.token:
-            cursor = decode_token("leads", page.token)
-            try:
-                after_time = dt.datetime.fromisoformat(cursor["t"])
-                after_id = str(cursor["i"])
-            except (KeyError, TypeError, ValueError) as e:
-                raise invalid_page_token() from e
+            cursor = decode_token("leads", page.token)  # typed and bounded, or INVALID_PAGE_TOKEN
+            after_time, after_id = cursor["t"], cursor["i"]
             query = query.where(
                 (m.Lead.created_at < after_time)
                 | ((m.Lead.created_at == after_time) & (m.Lead.id < after_id))
@@ -347,9 +343,7 @@ class LeadRepository:
         self.get(lead_id, dealer_id)  # NOT_FOUND for unknown or foreign leads
         query = m.Activity.select().where(m.Activity.lead == lead_id)
         if page.token:
-            cursor = decode_token("activity", page.token)
-            if not isinstance(cursor.get("i"), int):
-                raise invalid_page_token()
+            cursor = decode_token("activity", page.token)  # an id within BIGINT range
             query = query.where(m.Activity.id > cursor["i"])
         rows = list(query.order_by(m.Activity.id).limit(page.size + 1))
         more = len(rows) > page.size

@@ -1,8 +1,11 @@
 """peewee models: every entity of the platform.
 
 All times are naive UTC datetimes. Ids are UUID strings except for append-only
-logs (auto-increment). Date of birth, income and dealer signing secrets are
-encrypted at rest (`EncryptedTextField`). Outbox tables (deliveries, email
+logs (auto-increment). Date of birth, income, the credit limits computed from
+income, dealer packages (whole documents with the applicant's contact details
+and income), what dealers answered to a delivery (it may echo the package) and
+dealer signing secrets are encrypted at rest (`EncryptedTextField`,
+`EncryptedIntegerField`). Outbox tables (deliveries, email
 messages) carry `state`, `next_attempt_at` and a lease (`locked_by`,
 `locked_until`) so several processes can share the work.
 """
@@ -28,17 +31,30 @@ def new_id() -> str:
 
 
 class EncryptedTextField(pw.TextField):
-    """Text encrypted with the configured field cipher before it reaches the database."""
+    """Text encrypted with the configured field cipher before it reaches the database.
+
+    The empty string is stored as is: it holds nothing to hide, and outbox columns that are
+    usually empty (a delivery's last error) cost no encryption. Reading a value that no
+    configured key decrypts raises `UndecryptableError` (FAILED_PRECONDITION to a caller)."""
 
     def db_value(self, value: Any) -> Any:
-        if value is None:
-            return None
+        if value is None or value == "":
+            return value
         return current_cipher().encrypt(str(value))
 
     def python_value(self, value: Any) -> Any:
-        if value is None:
-            return None
+        if value is None or value == "":
+            return value
         return current_cipher().decrypt(value)
+
+
+class EncryptedIntegerField(EncryptedTextField):
+    """An integer encrypted at rest like `EncryptedTextField` (a text column), read back as an
+    int: for amounts computed from the applicant's income, which would give it away."""
+
+    def python_value(self, value: Any) -> Any:
+        text = super().python_value(value)
+        return None if text is None else int(text)
 
 
 class BaseModel(pw.Model):
@@ -255,14 +271,16 @@ class CreditCheck(BaseModel):
     decision = pw.CharField(max_length=16)
     tier = pw.CharField(max_length=8, default="")
     score_band = pw.CharField(max_length=16, default="")
-    max_payment_cents = pw.BigIntegerField(default=0)
-    max_amount_cents = pw.BigIntegerField(default=0)
+    # A share of the applicant's monthly income (per tier): encrypted like the income.
+    max_payment_cents = EncryptedIntegerField(default=0)
+    max_amount_cents = EncryptedIntegerField(default=0)
     reference_id = pw.CharField(max_length=128, default="")
     created_at = pw.DateTimeField(default=utcnow, index=True)
 
 
 class LeadPackage(BaseModel):
-    """The package rendered for a dealer (ADF XML or JSON)."""
+    """The package rendered for a dealer (ADF XML or JSON), encrypted at rest: it is decrypted
+    only to send it and for a reader allowed to see it (`ListLeadPackages`)."""
 
     # Foreign-key id accessors peewee adds (declared for type checkers).
     lead_id: str
@@ -273,7 +291,7 @@ class LeadPackage(BaseModel):
     dealer = pw.ForeignKeyField(Dealer, backref="packages", on_delete="CASCADE")
     format = pw.CharField(max_length=8)
     content_type = pw.CharField(max_length=64)
-    body = pw.TextField()
+    body = EncryptedTextField()
     created_at = pw.DateTimeField(default=utcnow)
 
 
@@ -296,7 +314,8 @@ class Delivery(BaseModel):
     locked_by = pw.CharField(max_length=64, default="")
     locked_until = pw.DateTimeField(null=True)
     last_status_code = pw.IntegerField(default=0)
-    last_error = pw.TextField(default="")
+    # The dealer's reply to a failed attempt may echo the package: encrypted like it.
+    last_error = EncryptedTextField(default="")
     delivered_at = pw.DateTimeField(null=True)
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)
@@ -315,7 +334,7 @@ class DeliveryAttempt(BaseModel):
     delivery = pw.ForeignKeyField(Delivery, backref="attempt_log", on_delete="CASCADE")
     attempted_at = pw.DateTimeField(default=utcnow)
     status_code = pw.IntegerField(default=0)
-    error = pw.TextField(default="")
+    error = EncryptedTextField(default="")  # as `Delivery.last_error`
     duration_ms = pw.IntegerField(default=0)
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from ccl.agent.v1 import agent_service_pb2 as agent_pb
 from ccl.dealer.v1 import dealer_service_pb2 as dealer_pb
@@ -43,6 +44,28 @@ def from_timestamp(message: object, field: str, path: str = "") -> dt.datetime |
             reason="INVALID_TIMESTAMP",
             violations=[FieldViolation(path or field, "is not a valid timestamp")],
         ) from e
+
+
+def request_enum(
+    enum_type: EnumTypeWrapper, prefix: str, number: int, path: str, reason: str
+) -> str:
+    """The lower-case name, without `prefix`, of an enum value in a request; "" for 0 (not set).
+
+    Proto3 enums are open: any int32 arrives on the wire. A number the enum does not define is
+    INVALID_ARGUMENT (`reason`, the RPC's own for bad input) with a violation naming `path`."""
+    if number == 0:
+        return ""
+    try:
+        name: str = enum_type.Name(number)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{path} is not a known value",
+            reason=reason,
+            violations=[
+                FieldViolation(path, f"{number} is not a {enum_type.DESCRIPTOR.name} value")
+            ],
+        ) from None
+    return name.removeprefix(prefix).lower()
 
 
 # --- leads: requests ------------------------------------------------------------------
@@ -96,12 +119,11 @@ def lead_input(message: lead_pb2.LeadInput, present: bool = True) -> d.LeadInput
 
 
 def lead_filter(request: lead_service_pb2.ListLeadsRequest) -> d.LeadFilter:
-    status = None
-    if request.status != lead_pb2.LEAD_STATUS_UNSPECIFIED:
-        name = lead_pb2.LeadStatus.Name(request.status).removeprefix("LEAD_STATUS_").lower()
-        status = d.LeadStatus(name)
+    status = request_enum(
+        lead_pb2.LeadStatus, "LEAD_STATUS_", request.status, "status", "INVALID_FILTER"
+    )
     return d.LeadFilter(
-        status=status,
+        status=d.LeadStatus(status) if status else None,
         dealer_id=request.dealer_id,
         created_after=from_timestamp(request, "created_after"),
         created_before=from_timestamp(request, "created_before"),
@@ -299,9 +321,13 @@ def visitor_event(
 ) -> VisitorEventInput:
     return VisitorEventInput(
         anonymous_id=request.anonymous_id,
-        event_type=lead_service_pb2.VisitorEventType.Name(request.event_type)
-        .removeprefix("VISITOR_EVENT_TYPE_")
-        .lower(),
+        event_type=request_enum(
+            lead_service_pb2.VisitorEventType,
+            "VISITOR_EVENT_TYPE_",
+            request.event_type,
+            "event_type",
+            "INVALID_VISITOR_EVENT",
+        ),
         page_url=request.page.url,
         page_path=request.page.path,
         referrer=request.page.referrer,
@@ -327,7 +353,13 @@ def visitor_event(
 
 def dealer_input(message: dealer_pb.Dealer) -> DealerInput:
     """Fields with presence that were not sent keep the domain defaults."""
-    fmt = dealer_pb.DeliveryFormat.Name(message.delivery_format).removeprefix("DELIVERY_FORMAT_")
+    fmt = request_enum(
+        dealer_pb.DeliveryFormat,
+        "DELIVERY_FORMAT_",
+        message.delivery_format,
+        "dealer.delivery_format",
+        "INVALID_DEALER",
+    )
     defaults = DealerInput()
     return DealerInput(
         name=message.name,
@@ -338,7 +370,7 @@ def dealer_input(message: dealer_pb.Dealer) -> DealerInput:
         priority=message.priority if message.HasField("priority") else defaults.priority,
         weight=message.weight if message.HasField("weight") else defaults.weight,
         endpoint_url=message.endpoint_url,
-        delivery_format="json" if fmt == "UNSPECIFIED" else fmt.lower(),
+        delivery_format=fmt or "json",
         signing_secret=message.signing_secret,
         active=message.active if message.HasField("active") else defaults.active,
     )

@@ -1,9 +1,10 @@
-"""Server interceptors: request logging, error mapping and API-key auth.
+"""Server interceptors: request logging, error mapping, API-key auth and request reading.
 
 Each interceptor wraps the RPC's behaviour, whatever its streaming kind, in
 an async context manager (`around`). They are installed outermost first:
 logging (sees the final status), errors (turns every exception into a clean
-status), auth (raises domain errors that the error interceptor maps).
+status), auth (raises domain errors that the error interceptor maps), request
+(reads and parses the request messages, so after authentication).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -33,6 +35,22 @@ log = logging.getLogger("ccl.rpc")
 
 ERROR_DOMAIN = "ccl"
 
+
+@dataclass
+class RequestNotReceivedError(errors.CclError):
+    """A unary call's request message (and the end of its request stream) did not arrive in
+    time. A transport error, so it lives here rather than among the domain errors."""
+
+    reason: str = "REQUEST_NOT_RECEIVED"
+
+
+@dataclass
+class RequestCardinalityError(errors.CclError):
+    """A unary call sent no request message or more than one (gRPC's cardinality violation)."""
+
+    reason: str = "REQUEST_CARDINALITY_VIOLATION"
+
+
 _STATUS: dict[type[errors.CclError], grpc.StatusCode] = {
     errors.InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
@@ -43,9 +61,55 @@ _STATUS: dict[type[errors.CclError], grpc.StatusCode] = {
     errors.ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.UpstreamError: grpc.StatusCode.UNAVAILABLE,
     errors.UnimplementedError: grpc.StatusCode.UNIMPLEMENTED,
+    RequestNotReceivedError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    # UNIMPLEMENTED is what gRPC's status code table prescribes for a cardinality violation.
+    RequestCardinalityError: grpc.StatusCode.UNIMPLEMENTED,
 }
 
 Around = Callable[[str, Context], AbstractAsyncContextManager[None]]
+
+
+async def _unchanged(request: Any) -> Any:
+    return request
+
+
+def _decoder(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+    """Parses request bytes; a failure is a domain error (gRPC would answer UNKNOWN with the
+    parser's message), and so is a NUL character in any text field."""
+    if deserialize is None:
+        return lambda data: data
+
+    def decode(data: bytes) -> Any:
+        try:
+            message = deserialize(data)
+        except Exception as e:  # DecodeError and whatever a parser may raise
+            raise errors.InvalidArgumentError(
+                "the request is not a valid message of this method",
+                reason="MALFORMED_REQUEST",
+            ) from e
+        reject_nul(message)
+        return message
+
+    return decode
+
+
+async def _decode_each(
+    requests: AsyncIterator[bytes], decode: Callable[[bytes], Any]
+) -> AsyncIterator[Any]:
+    """The messages of a request stream, parsed as the servicer reads them. (Not an
+    `async for` expression, which would open grpc.aio's reader at once: a reader that the
+    servicer then never uses warns "never awaited" when collected.)"""
+    async for data in requests:
+        yield decode(data)
+
+
+async def _single_message(requests: AsyncIterator[bytes]) -> bytes:
+    """The one request message of a unary-request call, read from its request stream up to
+    the stream's end: exactly one message, as a unary call has."""
+    message = await anext(requests, None)
+    if message is None or await anext(requests, None) is not None:
+        raise RequestCardinalityError("a unary call takes exactly one request message")
+    return message
 
 
 def _wrap(
@@ -53,54 +117,58 @@ def _wrap(
     method: str,
     around: Around,
     *,
-    decode_inside: bool = False,
+    request_timeout: float | None = None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """Returns `handler` with its behaviour run inside `around(method, context)`.
 
-    With `decode_inside`, request bytes are parsed inside `around` rather than by gRPC (whose
-    failure would answer UNKNOWN with the parser's message): a corrupt message then raises a
-    domain error that `around` maps like any other."""
+    With `request_timeout`, the request messages are read and parsed inside `around` rather
+    than by gRPC, so that what goes wrong with them raises a domain error that `around` maps
+    like any other: a corrupt message (see `_decoder`), and for a unary-request method a
+    message that never comes. Such a method is served as a stream-request one (the wire
+    format is the same), which grpc.aio starts at the call's headers, and its one message is
+    awaited for at most `request_timeout` seconds: grpc.aio itself would hold the call open,
+    unanswered, for as long as the client keeps it."""
     h: Any = handler
-    deserialize = h.request_deserializer
-    if decode_inside and deserialize is not None:
+    unary_input: Callable[[Any], Awaitable[Any]] = _unchanged
+    stream_input: Callable[[Any], Awaitable[Any]] = _unchanged
+    deserializer = h.request_deserializer
+    if request_timeout is not None:
+        timeout = request_timeout
+        decode = _decoder(deserializer)
+        deserializer = None  # gRPC hands over the raw bytes
 
-        def decode(data: bytes) -> Any:
+        async def read_single(requests: AsyncIterator[bytes]) -> Any:
             try:
-                message = deserialize(data)
-            except Exception as e:  # DecodeError and whatever a parser may raise
-                raise errors.InvalidArgumentError(
-                    "the request is not a valid message of this method",
-                    reason="MALFORMED_REQUEST",
-                ) from e
-            reject_nul(message)
-            return message
+                async with asyncio.timeout(timeout):
+                    data = await _single_message(requests)
+            except TimeoutError:
+                raise RequestNotReceivedError(
+                    f"the request message did not arrive within {timeout:g} s",
+                    metadata={"timeout_seconds": f"{timeout:g}"},
+                ) from None
+            return decode(data)
 
         async def decode_stream(requests: AsyncIterator[bytes]) -> AsyncIterator[Any]:
-            async for data in requests:
-                yield decode(data)
+            return _decode_each(requests, decode)
 
-        unary_input: Callable[[Any], Any] = decode
-        stream_input: Callable[[Any], Any] = decode_stream
-        deserializer = None  # gRPC hands over the raw bytes
-    else:
-        unary_input = stream_input = lambda request: request
-        deserializer = deserialize
+        unary_input, stream_input = read_single, decode_stream
 
     def unary_response(
-        behavior: Callable[[Any, Context], Awaitable[Any]], convert: Callable[[Any], Any]
+        behavior: Callable[[Any, Context], Awaitable[Any]],
+        convert: Callable[[Any], Awaitable[Any]],
     ) -> Callable[[Any, Context], Awaitable[Any]]:
         async def wrapper(request: Any, context: Context) -> Any:
             async with around(method, context):
-                return await behavior(convert(request), context)
+                return await behavior(await convert(request), context)
 
         return wrapper
 
     def stream_response(
-        behavior: Callable[[Any, Context], Any], convert: Callable[[Any], Any]
+        behavior: Callable[[Any, Context], Any], convert: Callable[[Any], Awaitable[Any]]
     ) -> Callable[[Any, Context], AsyncIterator[Any]]:
         async def wrapper(request: Any, context: Context) -> AsyncIterator[Any]:
             async with around(method, context):
-                responses = behavior(convert(request), context)
+                responses = behavior(await convert(request), context)
                 if inspect.isawaitable(responses):
                     # A servicer that writes with context.write() (grpcio's health Watch)
                     # is a coroutine, not a generator.
@@ -112,25 +180,32 @@ def _wrap(
         return wrapper
 
     serializer = h.response_serializer
+    streamed = request_timeout is not None  # unary-request methods read as request streams
     if h.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(
-            unary_response(h.unary_unary, unary_input), deserializer, serializer
+        unary_unary = (
+            grpc.stream_unary_rpc_method_handler
+            if streamed
+            else grpc.unary_unary_rpc_method_handler
         )
+        return unary_unary(unary_response(h.unary_unary, unary_input), deserializer, serializer)
     if h.stream_unary:
         return grpc.stream_unary_rpc_method_handler(
             unary_response(h.stream_unary, stream_input), deserializer, serializer
         )
     if h.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(
-            stream_response(h.unary_stream, unary_input), deserializer, serializer
+        unary_stream = (
+            grpc.stream_stream_rpc_method_handler
+            if streamed
+            else grpc.unary_stream_rpc_method_handler
         )
+        return unary_stream(stream_response(h.unary_stream, unary_input), deserializer, serializer)
     return grpc.stream_stream_rpc_method_handler(
         stream_response(h.stream_stream, stream_input), deserializer, serializer
     )
 
 
 class _AroundInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    decode_inside = False
+    request_timeout: float | None = None  # set on the one that reads the requests (`_wrap`)
 
     def around(self, method: str, context: Context) -> Any:
         raise NotImplementedError
@@ -146,7 +221,7 @@ class _AroundInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler is None:
             return handler
         return _wrap(
-            handler, handler_call_details.method, self.around, decode_inside=self.decode_inside
+            handler, handler_call_details.method, self.around, request_timeout=self.request_timeout
         )
 
 
@@ -273,13 +348,7 @@ def api_key_from(metadata: dict[str, str]) -> str:
 
 
 class AuthInterceptor(_AroundInterceptor):
-    """Authenticates the API key and checks the caller's role against the method's policy.
-
-    It also parses the request messages, after authentication and inside the error
-    interceptor, so a corrupt message is INVALID_ARGUMENT (MALFORMED_REQUEST) rather than
-    gRPC's own UNKNOWN, and a caller without a key learns only that it has none."""
-
-    decode_inside = True
+    """Authenticates the API key and checks the caller's role against the method's policy."""
 
     def __init__(self, api_keys: ApiKeyService) -> None:
         self._api_keys = api_keys
@@ -299,3 +368,18 @@ class AuthInterceptor(_AroundInterceptor):
                 reason="ROLE_NOT_ALLOWED",
             )
         yield
+
+
+class RequestInterceptor(_AroundInterceptor):
+    """Reads and parses the request messages (see `_wrap`), innermost: after authentication,
+    so a caller without a key learns only that it has none, and inside the error interceptor.
+    A corrupt message is INVALID_ARGUMENT (MALFORMED_REQUEST) rather than gRPC's own UNKNOWN.
+    A unary call must send its one message (and end its request stream) within
+    `request_timeout` seconds, else DEADLINE_EXCEEDED (REQUEST_NOT_RECEIVED), and no other
+    message: UNIMPLEMENTED (REQUEST_CARDINALITY_VIOLATION). Streaming requests may idle."""
+
+    def __init__(self, request_timeout: float) -> None:
+        self.request_timeout = request_timeout
+
+    def around(self, method: str, context: Context) -> AbstractAsyncContextManager[None]:
+        return nullcontext()

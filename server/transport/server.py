@@ -15,7 +15,12 @@ from ccl.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
 from ccl.dealer.v1 import dealer_service_pb2, dealer_service_pb2_grpc
 from ccl.lead.v1 import lead_service_pb2, lead_service_pb2_grpc
 from server.app import Application
-from server.transport.interceptors import AuthInterceptor, ErrorInterceptor, LoggingInterceptor
+from server.transport.interceptors import (
+    AuthInterceptor,
+    ErrorInterceptor,
+    LoggingInterceptor,
+    RequestInterceptor,
+)
 from server.transport.servicers.agent import AgentServicer
 from server.transport.servicers.campaign import CampaignServicer
 from server.transport.servicers.chat import ChatServicer
@@ -62,6 +67,7 @@ def create_server(app: Application, host: str, port: int) -> GrpcServer:
             LoggingInterceptor(),
             ErrorInterceptor(),
             AuthInterceptor(app.api_keys),
+            RequestInterceptor(app.settings.request_message_timeout_seconds),
         ],
         options=[
             ("grpc.max_receive_message_length", max_bytes),

@@ -272,6 +272,10 @@ def test_upgrade_in_place_keeps_data(backend: str, tmp_path: Path) -> None:
             tuple(columns.values()),
         )
         with _bound(db):
-            assert apply_migrations(db) == ["002_lead_pipeline_lease", "003_lead_pipeline_owner"]
+            assert apply_migrations(db) == [
+                "002_lead_pipeline_lease",
+                "003_lead_pipeline_owner",
+                "004_encrypt_packages_at_rest",
+            ]
             row = db.execute_sql("SELECT first_name, pipeline_stage FROM lead").fetchone()
         assert row == ("Old", "intake"), "kept, and queued for the pipeline sweep"

@@ -131,6 +131,7 @@ class EnvoyProcess:
     work_dir: Path
     cors_origins: list[str] = field(default_factory=lambda: ["https://completecarloans.com"])
     rate_limit_per_second: int = 100_000
+    max_drain_bytes: int = envoy.EnvoyConfig.max_drain_bytes
     http_port: int = field(init=False, default=0)
     admin_port: int = field(init=False, default=0)
     config_path: Path = field(init=False)
@@ -144,6 +145,7 @@ class EnvoyProcess:
                 upstreams=[("127.0.0.1", p) for p in self.upstream_ports],
                 cors_origins=self.cors_origins,
                 rate_limit_per_second=self.rate_limit_per_second,
+                max_drain_bytes=self.max_drain_bytes,
             ),
             self.work_dir / "envoy.yaml",
         )

@@ -9,6 +9,7 @@ from ccl.lead.v1 import lead_service_pb2_grpc
 from server.agents.orchestrator import ImportRecord, Orchestrator
 from server.services.dealer_webhook import DealerWebhookService
 from server.services.leads import LeadService
+from server.services.validation import normalize_ip
 from server.transport import converters
 from server.transport.context import Context, call_metadata, current_principal
 
@@ -20,17 +21,19 @@ _EVENT_STATUS = {
 
 
 def client_ip(context: Context) -> str:
-    """The caller's IP: Envoy's trusted external address, else the peer (direct gRPC)."""
+    """The caller's IP, normalised: Envoy's trusted external address, else the peer (direct
+    gRPC); "" when that is not an IP address (it is then simply unknown, not a caller error)."""
     md = call_metadata(context)
-    if md.get("x-envoy-external-address"):
-        return md["x-envoy-external-address"]
-    peer = context.peer() or ""  # "ipv4:1.2.3.4:5678" or "ipv6:[::1]:5678"
-    kind, _, rest = peer.partition(":")
-    if kind == "ipv4":
-        return rest.rsplit(":", 1)[0]
-    if kind == "ipv6":
-        return rest.rsplit(":", 1)[0].strip("[]")
-    return ""
+    address = md.get("x-envoy-external-address", "")
+    if not address:
+        peer = context.peer() or ""  # "ipv4:1.2.3.4:5678" or "ipv6:[::1]:5678"
+        kind, _, rest = peer.partition(":")
+        if kind in ("ipv4", "ipv6"):
+            address = rest.rsplit(":", 1)[0].strip("[]")
+    try:
+        return normalize_ip(address)
+    except ValueError:
+        return ""
 
 
 def privacy_opt_out(context: Context) -> bool:

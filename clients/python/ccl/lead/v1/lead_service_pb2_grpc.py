@@ -129,7 +129,8 @@ class LeadServiceServicer:
         """Returns one lead.
 
         Errors: NOT_FOUND (LEAD_NOT_FOUND, also for a lead of another dealer),
-        INVALID_ARGUMENT (INVALID_LEAD_ID).
+        INVALID_ARGUMENT (INVALID_LEAD_ID), FAILED_PRECONDITION (DATA_KEY_UNAVAILABLE: the
+        configured data keys cannot decrypt what the lead was stored with).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -184,7 +185,7 @@ class LeadServiceServicer:
     def ListLeadPackages(self, request, context):
         """Lists the dealer packages rendered for a lead (ADF XML or JSON), newest first.
 
-        Errors: NOT_FOUND (LEAD_NOT_FOUND).
+        Errors: NOT_FOUND (LEAD_NOT_FOUND), FAILED_PRECONDITION (DATA_KEY_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -193,7 +194,7 @@ class LeadServiceServicer:
     def ListLeadDeliveries(self, request, context):
         """Lists the dealer deliveries of a lead with their state and attempts.
 
-        Errors: NOT_FOUND (LEAD_NOT_FOUND).
+        Errors: NOT_FOUND (LEAD_NOT_FOUND), FAILED_PRECONDITION (DATA_KEY_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,68 @@
+"""Dealer validation is as strict as lead validation: ASCII digits, no control characters,
+bounded lists and secrets, one URL rule (regressions found by the hostile-input review)."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.domain.dealers import DealerInput
+from server.errors import InvalidArgumentError
+from server.services.dealers import MAX_SIGNING_SECRET, MAX_ZIP_PREFIXES, validate_dealer
+
+
+def violations(dealer: DealerInput) -> dict[str, str]:
+    with pytest.raises(InvalidArgumentError) as e:
+        validate_dealer(dealer)
+    return {v.field: v.description for v in e.value.violations}
+
+
+def test_a_good_dealer_is_normalised() -> None:
+    valid = validate_dealer(
+        DealerInput(
+            name="  Springfield Auto ",
+            states=["il"],
+            zip_prefixes=["627", "627"],
+            endpoint_url="https://crm.example.com/leads",
+            signing_secret="s" * MAX_SIGNING_SECRET,
+        )
+    )
+    assert (valid.name, valid.states, valid.zip_prefixes) == ("Springfield Auto", ["IL"], ["627"])
+
+
+@pytest.mark.parametrize(
+    "prefix", ["\uff16\uff12\uff17", "\u0666\u0662\u0667", "62\n7", "", "123456"]
+)
+def test_zip_prefixes_take_ascii_digits_only(prefix: str) -> None:
+    assert "dealer.zip_prefixes" in violations(DealerInput(name="D", zip_prefixes=[prefix]))
+
+
+def test_zip_prefixes_are_bounded() -> None:
+    many = [str(n) for n in range(MAX_ZIP_PREFIXES + 1)]
+    assert "dealer.zip_prefixes" in violations(DealerInput(name="D", zip_prefixes=many))
+
+
+@pytest.mark.parametrize("name", ["A\tB", "A\x00B", "A\x85B", "", "x" * 201])
+def test_names_without_control_characters_and_bounded(name: str) -> None:
+    assert "dealer.name" in violations(DealerInput(name=name))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://crm.example.com/a b",
+        "https://crm.example.com/\tleads",
+        "https://crm.example.com/le\nads",
+        "javascript:alert(1)",
+        "https://crm.example.com:99999/",
+        "https://" + "a" * 2048 + ".com/",
+    ],
+)
+def test_endpoint_urls_follow_the_one_url_rule(url: str) -> None:
+    assert "dealer.endpoint_url" in violations(DealerInput(name="D", endpoint_url=url))
+
+
+@pytest.mark.parametrize(
+    "secret", ["short", "s" * (MAX_SIGNING_SECRET + 1), "secret-\n-0123456789"]
+)
+def test_signing_secrets_are_bounded_printable_text(secret: str) -> None:
+    assert "dealer.signing_secret" in violations(DealerInput(name="D", signing_secret=secret))
