@@ -1,0 +1,91 @@
+"""How many SQL statements the lead pipeline executes: one real-time `ProcessLead`, and one
+imported batch of 100 leads, on SQLite and PostgreSQL. The bounds are ceilings for what the code
+does today, so a change cannot add queries silently: lower them as the count goes down.
+
+Every statement peewee sends goes through `Database.execute_sql`, so counting its calls counts
+statements (BEGIN/COMMIT included: they are round trips too)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from server.agents.orchestrator import ImportRecord
+from server.app import Application
+from server.domain.leads import LeadOutcome
+from server.services.auth import Principal, Role
+from server.transport.converters import lead_input
+from support.builders import dealer
+from support.data import example_message
+
+# Ceilings: the counts on 2026-11-29, the same on both backends (43; 3,024 for 100 imports).
+PROCESS_LEAD_MAX = 43
+IMPORT_100_MAX_PER_LEAD = 30.5
+
+_n = itertools.count()
+SERVICE = Principal(key_id="count", role=Role.SERVICE)
+
+
+@contextmanager
+def counting(application: Application) -> Iterator[list[str]]:
+    """Records the SQL of every statement the application's database executes meanwhile."""
+    db = application.db.db
+    seen: list[str] = []
+    lock = threading.Lock()
+    original = db.execute_sql
+
+    def execute_sql(sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            seen.append(sql.split(None, 1)[0].upper() if sql.strip() else "")
+        return original(sql, params, *args, **kwargs)
+
+    db.execute_sql = execute_sql  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        del db.execute_sql  # the class's method again
+
+
+def _lead(i: int) -> Any:
+    message = example_message(
+        f"count-{i}",
+        email=f"count{i}@example.com",
+        phone=f"(217) 555-{1000 + i % 9000:04d}",
+    )
+    return lead_input(message.lead)
+
+
+@pytest.fixture(scope="module")
+def routed(application: Application) -> None:
+    """A dealer for the leads, so packaging and the delivery outbox run too."""
+    application.db.db.connect(reuse_if_open=True)
+    dealer()
+
+
+async def test_statements_per_process_lead(application: Application, routed: None) -> None:
+    await application.orchestrator.process(SERVICE, "warm-up", _lead(next(_n)))  # caches warm
+    with counting(application) as seen:
+        result = await application.orchestrator.process(SERVICE, f"k{next(_n)}", _lead(next(_n)))
+    assert result.outcome is LeadOutcome.ACCEPTED, result
+    assert result.lead.credit is not None, "the whole pipeline ran"
+    print(f"\nProcessLead: {len(seen)} statements")
+    assert 0 < len(seen) <= PROCESS_LEAD_MAX, seen
+
+
+async def test_statements_per_imported_lead(application: Application, routed: None) -> None:
+    async def records() -> AsyncIterator[ImportRecord]:
+        for _ in range(100):
+            i = next(_n)
+            yield ImportRecord(f"import-{i}", _lead(i), str(i))
+
+    with counting(application) as seen:
+        results = await application.orchestrator.import_leads(SERVICE, records())
+    assert [r.outcome for r in results] == [LeadOutcome.ACCEPTED] * 100, results[:3]
+    per_lead = len(seen) / 100
+    print(f"\nImportLeads, 100 leads: {len(seen)} statements, {per_lead:.1f} per lead")
+    assert 0 < per_lead <= IMPORT_100_MAX_PER_LEAD, len(seen)
