@@ -42,11 +42,12 @@ run: $(STAMP) $(DESCRIPTOR)
 test: check-generated
 	$(BIN)/python -m pytest
 
-## lint: ruff, mypy, buf lint, and buf breaking against main.
+## lint: ruff, mypy, import-linter's layer contracts, buf lint, and buf breaking against main.
 lint: $(STAMP)
 	$(BIN)/ruff check server clients/python/ccl_client tests tools bench
 	$(BIN)/ruff format --check server clients/python/ccl_client tests tools bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/buf lint
 	@if git rev-parse --verify --quiet main >/dev/null && git cat-file -e main:buf.yaml 2>/dev/null; then \
 	  $(BIN)/buf breaking --against '.git#branch=main'; \

@@ -6,9 +6,7 @@ import asyncio
 import itertools
 import logging
 import math
-import signal
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from server.adapters.dealer_crm import DealerCrmClient
@@ -18,7 +16,6 @@ from server.agents.dealer_delivery import DeliveryWorker
 from server.agents.lead_packaging import LeadPackaging
 from server.agents.orchestrator import Orchestrator
 from server.agents.visitor_identifier import VisitorIdentifier
-from server.logs import install_url_redaction
 from server.services.auth import ApiKeyService
 from server.services.dealer_webhook import DealerWebhookService
 from server.services.dealers import DealerService
@@ -29,8 +26,9 @@ from server.storage.crypto import FieldCipher, configure_cipher, load_or_create_
 from server.storage.db import Database, open_database
 from server.storage.deliveries import DeliveryRepository
 from server.storage.leads import LeadRepository
-from server.storage.migrate import apply_migrations, pending_migrations
+from server.storage.migrate import apply_migrations
 from server.storage.pipeline import PipelineRepository
+from server.transport.server import ServerParts
 
 log = logging.getLogger("ccl.server")
 
@@ -63,6 +61,19 @@ class Application:
 
     def close(self) -> None:
         self.db.close()
+
+    def server_parts(self) -> ServerParts:
+        """What the gRPC transport serves (`server.transport.server.create_server`)."""
+        return ServerParts(
+            api_keys=self.api_keys,
+            leads=self.leads,
+            orchestrator=self.orchestrator,
+            dealer_webhook=self.dealer_webhook,
+            dealers=self.dealers,
+            stats=self.stats,
+            max_request_bytes=self.settings.max_request_bytes,
+            request_message_timeout_seconds=self.settings.request_message_timeout_seconds,
+        )
 
 
 class ConfigurationError(Exception):
@@ -220,51 +231,3 @@ def migrate(settings: Settings) -> list[str]:
         return apply_migrations(app.db.db)
     finally:
         app.close()
-
-
-async def serve(
-    settings: Settings,
-    *,
-    migrate_first: bool = False,
-    on_started: Callable[[int], Awaitable[None]] | None = None,
-    stop: asyncio.Event | None = None,
-) -> None:
-    """Serves until SIGTERM/SIGINT (or `stop` is set), then shuts down gracefully: health to
-    NOT_SERVING, in-flight calls drained for `shutdown_grace_seconds`, database closed."""
-    from server.transport.server import create_server  # transport depends on app, not back
-
-    install_url_redaction()  # whoever configured logging: no URL credentials in any record
-    app = build_application(settings)
-    try:
-        if migrate_first:
-            applied = await app.db.run(apply_migrations, app.db.db)
-            if applied:
-                log.info("migrations applied", extra={"migrations": applied})
-        pending = await app.db.run(pending_migrations, app.db.db)
-        if pending:
-            raise SystemExit(f"database has pending migrations {pending}: run `ccl migrate`")
-        grpc_server = create_server(app, settings.grpc_host, settings.grpc_port)
-        await grpc_server.start()
-        log.info(
-            "serving",
-            extra={"address": f"{settings.grpc_host}:{grpc_server.port}", "db": app.db.backend},
-        )
-        stop = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        workers_stop = asyncio.Event()
-        workers = asyncio.create_task(app.run_background(workers_stop))
-        if on_started is not None:
-            await on_started(grpc_server.port)
-        await stop.wait()
-        log.info("shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds})
-        await grpc_server.stop(
-            settings.shutdown_grace_seconds, settings.shutdown_drain_delay_seconds
-        )
-        workers_stop.set()
-        await workers
-        await app.aclose()
-    finally:
-        app.close()
-    log.info("stopped")

@@ -21,8 +21,8 @@ def _settings() -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from server.app import serve
     from server.logs import configure_logging
+    from server.main import serve
 
     settings = _settings()
     if args.port is not None:
@@ -68,7 +68,7 @@ def _with_app(fn: Callable[[Application], T]) -> T:
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
-    from server.services.auth import parse_role
+    from server.domain.principal import parse_role
 
     role = parse_role(args.role)
     created = _with_app(lambda app: app.api_keys.create_sync(role, args.dealer, args.name))
@@ -149,7 +149,7 @@ def cmd_dealers_update(args: argparse.Namespace) -> int:
 
 
 def cmd_deliveries_retry(args: argparse.Namespace) -> int:
-    from server.services.auth import Principal, Role
+    from server.domain.principal import Principal, Role
 
     operator = Principal(key_id="cli", role=Role.ADMIN)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from server.app import Application, build_application
-from server.services.auth import Role
+from server.domain.principal import Role
 from server.storage import models
 from server.storage.migrate import apply_migrations
 from support.backends import BACKENDS, database_url

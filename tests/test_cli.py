@@ -12,8 +12,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from server.app import build_application
+from server.domain.principal import Role
 from server.errors import UnauthenticatedError
-from server.services.auth import Role
 from support.stack import make_settings
 
 CCL = str(Path(sys.executable).with_name("ccl"))

@@ -26,8 +26,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ccl.agent.v1 import agent_service_pb2 as agent_pb
 from ccl.agent.v1 import agent_service_pb2_grpc
 from server.app import ConfigurationError, admin_key_weakness, build_application
+from server.domain.principal import Role
 from server.ops import stack as run_stack
-from server.services.auth import ENV_ADMIN_KEY_ID, Role
+from server.services.auth import ENV_ADMIN_KEY_ID
 from server.settings import Settings
 from server.storage.migrate import apply_migrations
 from support.rpc import auth, rich_error

@@ -40,10 +40,10 @@ from server.domain.leads import (
     ValidLead,
     redacted_for_dealer,
 )
+from server.domain.principal import Principal, Role
+from server.domain.validation import validate_idempotency_key, validate_lead
 from server.errors import AlreadyExistsError as ConflictError
 from server.errors import CclError, FailedPreconditionError, InvalidArgumentError
-from server.services.auth import Principal, Role
-from server.services.validation import validate_idempotency_key, validate_lead
 from server.storage import models as m
 from server.storage.db import Database
 from server.storage.leads import LeadRepository, PipelineLease, StoredResult

@@ -29,7 +29,7 @@ from typing import Any
 import peewee as pw
 
 from server.domain.leads import ActivityEntry, AgentName, LeadOutcome, Resolution, ValidLead
-from server.services.validation import normalize_email, normalize_phone
+from server.domain.validation import normalize_email, normalize_phone
 from server.storage import models as m
 from server.storage.db import database_proxy
 

@@ -17,11 +17,12 @@ import urllib.request
 from pathlib import Path
 
 from server import app as app_module
+from server.domain.principal import Role
 from server.errors import UnauthenticatedError
 from server.logs import configure_logging
+from server.main import serve
 from server.ops import envoy
 from server.redact import redact_url
-from server.services.auth import Role
 from server.settings import Settings
 from server.storage.crypto import create_private_file, make_private_dirs
 
@@ -144,7 +145,7 @@ def run_stack(settings: Settings) -> int:
         print(banner(settings, grpc_port, admin_key), flush=True)
 
     try:
-        asyncio.run(app_module.serve(settings, on_started=started))
+        asyncio.run(serve(settings, on_started=started))
     finally:
         for process in processes:
             if process.poll() is None:

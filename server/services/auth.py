@@ -14,7 +14,6 @@ cache time.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import secrets
@@ -23,31 +22,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from server.domain.principal import Principal, Role
 from server.errors import FieldViolation, InvalidArgumentError, NotFoundError, UnauthenticatedError
 from server.storage import models
 from server.storage.db import Database
-
-
-class Role(enum.StrEnum):
-    ADMIN = "admin"
-    SERVICE = "service"
-    DEALER = "dealer"
-    OPS = "ops"
-    AGENT = "agent"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: the key's id, its role and, for dealer keys, the dealer."""
-
-    key_id: str
-    role: Role
-    dealer_id: str | None = None
-
-    @property
-    def scope(self) -> str:
-        """The namespace of the caller's idempotency keys: per dealer, or internal callers."""
-        return f"dealer:{self.dealer_id}" if self.dealer_id else "internal"
 
 
 @dataclass(frozen=True)
@@ -64,18 +42,6 @@ ENV_ADMIN_KEY_ID = "env-admin"
 
 def _hash(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
-
-
-def parse_role(value: str) -> Role:
-    try:
-        return Role(value)
-    except ValueError as e:
-        allowed = ", ".join(r.value for r in Role)
-        raise InvalidArgumentError(
-            f"role must be one of {allowed}",
-            reason="INVALID_ROLE",
-            violations=[FieldViolation("role", f"must be one of {allowed}")],
-        ) from e
 
 
 class ApiKeyService:

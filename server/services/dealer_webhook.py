@@ -34,13 +34,13 @@ import peewee as pw
 from server.adapters.dealer_crm import sign
 from server.agents.orchestrator import Orchestrator, describe
 from server.domain.leads import AgentName, LeadInput, LeadOutcome, LeadStatus
+from server.domain.principal import Principal, Role
 from server.errors import (
     CclError,
     InvalidArgumentError,
     PermissionDeniedError,
     UnauthenticatedError,
 )
-from server.services.auth import Principal, Role
 from server.storage import models as m
 from server.storage.db import Database
 from server.storage.leads import append_activities

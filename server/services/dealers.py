@@ -11,8 +11,8 @@ import httpx
 
 from server.domain.dealers import DealerInput, DealerRecord
 from server.domain.leads import PageResult
+from server.domain.validation import US_STATES, Collector, is_http_url
 from server.errors import FieldViolation, InvalidArgumentError, NotFoundError
-from server.services.validation import US_STATES, Collector, is_http_url
 from server.storage import models as m
 from server.storage.db import Database
 from server.storage.pagination import decode_token, encode_token, page_size

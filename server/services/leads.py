@@ -20,9 +20,9 @@ from server.domain.leads import (
     PageResult,
     redacted_for_dealer,
 )
+from server.domain.principal import Principal, Role
+from server.domain.validation import Collector
 from server.errors import InvalidArgumentError
-from server.services.auth import Principal, Role
-from server.services.validation import Collector
 from server.storage import models as m
 from server.storage.db import Database
 from server.storage.deliveries import DeliveryRepository, DeliveryView

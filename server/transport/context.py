@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-from server.services.auth import Principal
+from server.domain.principal import Principal
 
 # The servicer context of any RPC (grpc-stubs makes it generic in request and response).
 Context = grpc.aio.ServicerContext[Any, Any]

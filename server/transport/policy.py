@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.services.auth import Role
+from server.domain.principal import Role
 
 ADMIN, SERVICE, DEALER, OPS, AGENT = Role.ADMIN, Role.SERVICE, Role.DEALER, Role.OPS, Role.AGENT
 

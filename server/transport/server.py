@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -14,7 +15,12 @@ from ccl.campaign.v1 import campaign_service_pb2, campaign_service_pb2_grpc
 from ccl.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
 from ccl.dealer.v1 import dealer_service_pb2, dealer_service_pb2_grpc
 from ccl.lead.v1 import lead_service_pb2, lead_service_pb2_grpc
-from server.app import Application
+from server.agents.orchestrator import Orchestrator
+from server.services.auth import ApiKeyService
+from server.services.dealer_webhook import DealerWebhookService
+from server.services.dealers import DealerService
+from server.services.leads import LeadService
+from server.services.stats import StatsService
 from server.transport.interceptors import (
     AuthInterceptor,
     ErrorInterceptor,
@@ -59,15 +65,30 @@ class GrpcServer:
         await self.server.stop(grace)
 
 
-def create_server(app: Application, host: str, port: int) -> GrpcServer:
+@dataclass(frozen=True)
+class ServerParts:
+    """What the transport serves: the services it calls and the limits it applies. Handed in
+    by the process owner (`server.main`), so the transport imports no application."""
+
+    api_keys: ApiKeyService
+    leads: LeadService
+    orchestrator: Orchestrator
+    dealer_webhook: DealerWebhookService
+    dealers: DealerService
+    stats: StatsService
+    max_request_bytes: int
+    request_message_timeout_seconds: float
+
+
+def create_server(parts: ServerParts, host: str, port: int) -> GrpcServer:
     """Builds the server bound to host:port (0 picks a free port). Call `start()` to serve."""
-    max_bytes = max(app.settings.max_request_bytes, 4 * 1024 * 1024)
+    max_bytes = max(parts.max_request_bytes, 4 * 1024 * 1024)
     server = grpc.aio.server(
         interceptors=[
             LoggingInterceptor(),
             ErrorInterceptor(),
-            AuthInterceptor(app.api_keys),
-            RequestInterceptor(app.settings.request_message_timeout_seconds),
+            AuthInterceptor(parts.api_keys),
+            RequestInterceptor(parts.request_message_timeout_seconds),
         ],
         options=[
             ("grpc.max_receive_message_length", max_bytes),
@@ -80,11 +101,13 @@ def create_server(app: Application, host: str, port: int) -> GrpcServer:
         ],
     )
     lead_service_pb2_grpc.add_LeadServiceServicer_to_server(
-        LeadServicer(app.leads, app.orchestrator, app.dealer_webhook), server
+        LeadServicer(parts.leads, parts.orchestrator, parts.dealer_webhook), server
     )
-    dealer_service_pb2_grpc.add_DealerServiceServicer_to_server(DealerServicer(app.dealers), server)
+    dealer_service_pb2_grpc.add_DealerServiceServicer_to_server(
+        DealerServicer(parts.dealers), server
+    )
     campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(CampaignServicer(), server)
-    agent_service_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(app.stats), server)
+    agent_service_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(parts.stats), server)
     chat_service_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

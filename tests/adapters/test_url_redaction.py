@@ -19,9 +19,9 @@ from ccl.lead.v1 import lead_pb2, lead_service_pb2_grpc
 from ccl.lead.v1 import lead_service_pb2 as lead_pb
 from server.adapters.dealer_crm import DealerCrmClient, Outcome
 from server.agents.lead_packaging import LeadPackaging
+from server.domain.principal import Role
 from server.logs import RedactingJsonFormatter, configure_logging, install_url_redaction
 from server.redact import UNPARSEABLE_URL, redact_url, redact_urls
-from server.services.auth import Role
 from server.storage import models as m
 from support.builders import credit_checked_lead, dealer
 from support.fake_crm import FakeCrm, running

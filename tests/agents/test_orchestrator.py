@@ -6,8 +6,8 @@ import asyncio
 import datetime as dt
 
 from server.app import Application
-from server.services.auth import Principal, Role
-from server.services.validation import validate_lead
+from server.domain.principal import Principal, Role
+from server.domain.validation import validate_lead
 from server.storage import models as m
 from server.transport.converters import lead_input
 from support.builders import dealer, received_lead

@@ -21,7 +21,7 @@ from server.agents.visitor_identifier import (
 )
 from server.app import Application
 from server.domain.leads import LeadOutcome
-from server.services.validation import validate_lead
+from server.domain.validation import validate_lead
 from server.storage import models as m
 from server.transport.converters import lead_input
 from support.data import example_message

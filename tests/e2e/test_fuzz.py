@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from ccl.agent.v1 import agent_service_pb2
 from ccl.dealer.v1 import dealer_service_pb2
 from ccl.lead.v1 import lead_pb2, lead_service_pb2
-from server.services.auth import Role
+from server.domain.principal import Role
 from support import hostile
 from support.data import example_request
 from support.rpc import auth

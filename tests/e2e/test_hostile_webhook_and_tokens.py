@@ -28,7 +28,7 @@ from ccl.dealer.v1 import dealer_service_pb2_grpc
 from ccl.lead.v1 import lead_service_pb2 as lead_pb
 from ccl.lead.v1 import lead_service_pb2_grpc
 from server.adapters.dealer_crm import sign
-from server.services.auth import Role
+from server.domain.principal import Role
 from support.data import example_request
 from support.rpc import auth, rich_error
 from support.stack import EnvoyProcess, ServerThread

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from server.services.auth import Role
+from server.domain.principal import Role
 from support.stack import ServerThread, make_settings
 
 pytestmark = pytest.mark.e2e

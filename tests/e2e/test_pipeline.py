@@ -15,7 +15,7 @@ import httpx
 import pytest
 from lxml import etree
 
-from server.services.auth import Role
+from server.domain.principal import Role
 from support.data import example_request
 from support.fake_crm import FakeCrm, running
 from support.stack import EnvoyProcess, ServerThread, make_settings

@@ -20,8 +20,9 @@ from ccl.lead.v1 import lead_service_pb2 as lead_pb
 from ccl.lead.v1 import lead_service_pb2_grpc
 from server.app import Application
 from server.domain.dealers import DealerInput
+from server.domain.principal import Role
 from server.errors import UnauthenticatedError
-from server.services.auth import ApiKeyService, Role
+from server.services.auth import ApiKeyService
 from server.services.dealers import DealerService
 from server.storage.db import Database
 from support.builders import dealer

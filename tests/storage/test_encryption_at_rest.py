@@ -31,7 +31,7 @@ from ccl.lead.v1 import lead_service_pb2 as lead_pb
 from ccl.lead.v1 import lead_service_pb2_grpc
 from server.agents.lead_packaging import LeadPackaging
 from server.app import Application
-from server.services.auth import Role
+from server.domain.principal import Role
 from server.storage import models as m
 from server.storage.crypto import UndecryptableError
 from server.storage.db import open_database

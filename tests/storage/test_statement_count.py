@@ -18,7 +18,7 @@ import pytest
 from server.agents.orchestrator import ImportRecord
 from server.app import Application
 from server.domain.leads import LeadOutcome
-from server.services.auth import Principal, Role
+from server.domain.principal import Principal, Role
 from server.transport.converters import lead_input
 from support.builders import dealer
 from support.data import example_message

@@ -11,8 +11,8 @@ import pytest
 
 from server.app import Application
 from server.domain.leads import LeadFilter, LeadOutcome, LeadStatus, Page
+from server.domain.validation import validate_lead
 from server.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
-from server.services.validation import validate_lead
 from server.storage import models
 from server.storage.db import open_database
 from server.storage.leads import LeadRepository

@@ -7,7 +7,7 @@ import json
 
 from server.app import Application
 from server.domain.leads import CreditResult
-from server.services.validation import validate_lead
+from server.domain.validation import validate_lead
 from server.storage import models as m
 from server.storage.leads import LeadRepository
 from server.storage.pipeline import PipelineRepository

@@ -18,8 +18,8 @@ import grpc
 from cryptography.fernet import Fernet
 
 from server.app import Application, build_application
+from server.domain.principal import Role
 from server.ops import envoy
-from server.services.auth import Role
 from server.settings import Settings
 from server.storage.migrate import apply_migrations
 from server.transport.server import GrpcServer, create_server
@@ -85,7 +85,7 @@ class ServerThread:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self.grpc_server = create_server(self.app, "127.0.0.1", 0)
+        self.grpc_server = create_server(self.app.server_parts(), "127.0.0.1", 0)
         await self.grpc_server.start()
         self.port = self.grpc_server.port
         workers_stop = asyncio.Event()

@@ -16,7 +16,7 @@ from ccl.chat.v1 import chat_service_pb2_grpc
 from ccl.lead.v1 import lead_pb2 as lead_types
 from ccl.lead.v1 import lead_service_pb2 as lead_pb
 from ccl.lead.v1 import lead_service_pb2_grpc
-from server.services.auth import Role
+from server.domain.principal import Role
 from server.transport import policy
 from server.transport.server import SERVICE_NAMES
 from support.data import example_message

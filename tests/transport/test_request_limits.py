@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from ccl.agent.v1 import agent_service_pb2 as agent_pb
 from ccl.agent.v1 import agent_service_pb2_grpc
 from ccl.lead.v1 import lead_service_pb2 as lead_pb
-from server.services.auth import Role
+from server.domain.principal import Role
 from support.data import example_message
 from support.rpc import auth, rich_error
 from support.stack import EnvoyProcess, ServerThread, make_settings

@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ccl.agent.v1 import agent_service_pb2 as agent_pb
 from ccl.agent.v1 import agent_service_pb2_grpc
 from server.app import Application
-from server.services.auth import Role
+from server.domain.principal import Role
 from support.rpc import auth
 from support.stack import ServerThread, free_port, make_settings
 

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from ccl.lead.v1 import lead_service_pb2 as pb
 from ccl.lead.v1 import lead_service_pb2_grpc
 from server.agents.orchestrator import ImportRecord, Orchestrator
+from server.domain.validation import normalize_ip
 from server.services.dealer_webhook import DealerWebhookService
 from server.services.leads import LeadService
-from server.services.validation import normalize_ip
 from server.transport import converters
 from server.transport.context import Context, call_metadata, current_principal
 

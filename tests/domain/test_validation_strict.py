@@ -13,15 +13,15 @@ import pytest
 
 from server.agents.visitor_identifier import VisitorEventInput
 from server.domain.leads import AddressInput, ConsentInput, LeadInput
-from server.errors import InvalidArgumentError
-from server.services.leads import validate_event
-from server.services.validation import (
+from server.domain.validation import (
     is_http_url,
     normalize_ip,
     parse_date,
     validate_idempotency_key,
     validate_lead,
 )
+from server.errors import InvalidArgumentError
+from server.services.leads import validate_event
 from server.storage import models as m
 
 TODAY = dt.date(2026, 11, 24)

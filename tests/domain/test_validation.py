@@ -9,13 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.domain.leads import AddressInput, ConsentInput, LeadInput, VehicleInput
-from server.errors import InvalidArgumentError
-from server.services.validation import (
+from server.domain.validation import (
     normalize_email,
     normalize_phone,
     validate_idempotency_key,
     validate_lead,
 )
+from server.errors import InvalidArgumentError
 
 TODAY = dt.date(2026, 11, 24)
 
