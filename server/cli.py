@@ -167,7 +167,7 @@ def cmd_deliveries_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from server.ops import importer
+    from ccl_client import importer
 
     return importer.main_from_args(args)
 
@@ -179,7 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _add_import_arguments(parser: argparse.ArgumentParser) -> None:
-    from server.ops import importer
+    from ccl_client import importer
 
     importer.add_arguments(parser)
 

@@ -24,8 +24,7 @@ from rich.console import Console
 
 from ccl.lead.v1 import lead_pb2, lead_service_pb2_grpc
 from ccl.lead.v1 import lead_service_pb2 as lead_pb
-from ccl_client import CclClient
-from server.ops import importer
+from ccl_client import CclClient, importer
 from support.data import EXAMPLE_REQUEST, example_message, example_request
 
 API_KEY = "importer-test-key"

@@ -14,8 +14,7 @@ from rich.console import Console
 
 from ccl.lead.v1 import lead_pb2
 from ccl.lead.v1 import lead_service_pb2 as lead_pb
-from ccl_client import CclClient
-from server.ops import importer
+from ccl_client import CclClient, importer
 
 # Cells a spreadsheet may evaluate, one per OWASP's leading characters, plus the same behind
 # leading whitespace or quotes.
