@@ -18,11 +18,12 @@ __all__ = ["UNPARSEABLE_URL", "redact_url", "redact_urls"]
 UNPARSEABLE_URL = "<unparseable URL>"
 """Stands in for a URL too broken to tell its host from its credentials."""
 
-# A scheme, "://" and everything up to whitespace, a double quote, angle brackets or a backslash:
-# none of them may appear raw in a URL, and they end one in messages, JSON and tracebacks. A
-# single quote is allowed in userinfo, so it does not end a URL here: cutting a URL short before
-# its "@" would leave the password behind.
-_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"<>\\]+")
+# A scheme, "://" (or JSON's escaped ":\/\/") and everything up to whitespace. Quotes, angle
+# brackets and backslashes do not end a URL here: each may stand in a userinfo (a dealer's
+# answer may echo its URL in any shape), and cutting a URL short before its "@" would leave the
+# password behind. A URL followed by other text without a space takes that text with it; the
+# redaction then drops at most the text after a "?" or "#", never keeps a credential.
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*:(?://|\\/\\/)\S+")
 
 
 def redact_url(url: str | httpx.URL) -> str:
@@ -43,7 +44,39 @@ def redact_url(url: str | httpx.URL) -> str:
 
 
 def redact_urls(text: str) -> str:
-    """`text` with every `scheme://...` URL in it passed through `redact_url`."""
-    if "://" not in text:
+    """`text` with every `scheme://...` URL in it (JSON-escaped ones too) passed through
+    `redact_url`."""
+    if "://" not in text and ":\\/\\/" not in text:
         return text
-    return _URL.sub(lambda match: redact_url(match.group()), text)
+    return _URL.sub(lambda match: _redact_found(match.group()), text)
+
+
+def _redact_found(found: str) -> str:
+    """A URL as found in text, with what follows it up to the next whitespace: JSON's `\\/`
+    read as `/`; the userinfo cut at the last "@" of the authority, whatever it holds; the
+    query and fragment dropped; the text after the URL (from a quote or an angle bracket on)
+    kept."""
+    url = found.replace("\\/", "/")
+    scheme, _, rest = url.partition("://")
+    authority, slash, tail = rest.partition("/")
+    host, end, after = _cut(authority.rpartition("@")[2], _ENDS_PATH)
+    if not end and slash:  # the authority ran to the path: the path runs to its end
+        path, end, after = _cut(tail, _ENDS_PATH)
+        host = f"{host}/{path}"
+    elif slash:  # the URL ended inside the authority: the rest is text
+        after = f"{after}/{tail}"
+    if end and end in "?#":  # drop the query and fragment, keep the text after them
+        _, end, after = _cut(after, _ENDS_TEXT)
+    return f"{scheme}://{host}{end}{after}"
+
+
+_ENDS_TEXT = "\"'<>"
+_ENDS_PATH = "?#" + _ENDS_TEXT
+
+
+def _cut(text: str, ends: str) -> tuple[str, str, str]:
+    """`text` split at the first of `ends`: (before, that character, after); ("", "") if none."""
+    for i, ch in enumerate(text):
+        if ch in ends:
+            return text[:i], ch, text[i + 1 :]
+    return text, "", ""

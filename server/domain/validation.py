@@ -38,6 +38,9 @@ _PRINTABLE_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 MAX_URL_LENGTH = 2048
+# Characters RFC 3986 never allows unencoded in a URL (a userinfo with them would also defeat
+# the redaction of logged URLs).
+_NOT_IN_URLS = frozenset('"<>\\^`{|}')
 
 MAX_MONTHLY_INCOME_CENTS = 10_000_000  # $100,000 a month
 MAX_DOWN_PAYMENT_CENTS = 10_000_000  # $100,000
@@ -145,12 +148,13 @@ def normalize_ip(value: str) -> str:
 
 
 def is_http_url(value: str) -> bool:
-    """True for an absolute http(s) URL with a host, a valid port if any, no whitespace or
-    control characters anywhere (`urlsplit` would silently drop tabs and newlines), and at
-    most MAX_URL_LENGTH characters."""
+    """True for an absolute http(s) URL with a host, a valid port if any, and at most
+    MAX_URL_LENGTH characters, with no whitespace or control characters anywhere (`urlsplit`
+    would silently drop tabs and newlines) and none of the characters RFC 3986 never allows
+    unencoded (`_NOT_IN_URLS`)."""
     if len(value) > MAX_URL_LENGTH or _CONTROL.search(value):
         return False
-    if any(ch.isspace() for ch in value):
+    if any(ch.isspace() or ch in _NOT_IN_URLS for ch in value):
         return False
     try:
         parts = urlsplit(value)

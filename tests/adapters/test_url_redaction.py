@@ -74,7 +74,18 @@ def test_redact_urls_redacts_every_url_in_a_text() -> None:
     )
     assert redact_urls(text) == (
         'HTTP Request: POST http://127.0.0.1:81/hook "HTTP/1.1 200 OK"; '
-        "for url 'https://x.example/p\n(see http://x.example/ok)"
+        "for url 'https://x.example/p'\n(see http://x.example/ok)"
+    )
+    # Shapes a dealer's answer may echo: JSON-escaped slashes, quotes or backslashes in the
+    # userinfo, a URL inside JSON with text after it.
+    assert redact_urls(r"x https:\/\/user:pw@crm.example.com\/hook?token=abc y") == (
+        "x https://crm.example.com/hook y"
+    )
+    assert redact_urls('a https://us"er:p\\w@crm.example.com/h?token=abc b') == (
+        "a https://crm.example.com/h b"
+    )
+    assert redact_urls('{"url":"https://u:p@h/p?token=abc","other":"x"}') == (
+        '{"url":"https://h/p","other":"x"}'
     )
     assert redact_urls("no URL: user:secret@host?token=abc") == (
         "no URL: user:secret@host?token=abc"

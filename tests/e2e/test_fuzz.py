@@ -422,15 +422,16 @@ def webhook_dealer(http: httpx.Client, stack: ServerThread) -> str:
 
 
 def _event() -> st.SearchStrategy[dict[str, Any]]:
+    """An event whose fields are hostile text, or a value of any JSON type (`values`)."""
     text = hostile.hostile_text(surrogates=True)
     return st.fixed_dictionaries(
-        {"event_id": text | st.uuids().map(str)},
+        {"event_id": text | st.uuids().map(str) | values},
         optional={
-            "type": st.sampled_from(["lead", "status"]) | text,
-            "lead_id": text,
-            "status": st.sampled_from(["contacted", "sold", "returned"]) | text,
-            "reason": text,
-            "lead": hostile.json_body(lead_pb2.LeadInput.DESCRIPTOR),
+            "type": st.sampled_from(["lead", "status"]) | text | values,
+            "lead_id": text | values,
+            "status": st.sampled_from(["contacted", "sold", "returned"]) | text | values,
+            "reason": text | values,
+            "lead": hostile.json_body(lead_pb2.LeadInput.DESCRIPTOR) | values,
         },
     )
 
@@ -485,3 +486,29 @@ def test_every_oversized_body_is_413_never_a_reset(
         assert b"REQUEST_TOO_LARGE" in response.read()
     finally:
         connection.close()
+
+
+def _import_requests(known: Known) -> st.SearchStrategy[list[Any]]:
+    cls = lead_service_pb2.ImportLeadsRequest
+    lead = example_request()["lead"]
+    base = {"idempotency_key": "import-fuzz", "lead": lead, "record_ref": "row-1"}
+    return st.lists(hostile.message(cls) | hostile.mutated_message(cls, base), max_size=4)
+
+
+@HOSTILE
+@given(data=st.data())
+def test_import_stream_never_a_server_fault(
+    channel: grpc.Channel, admin_key: str, known: Known, data: st.DataObject
+) -> None:
+    """The client-streaming ImportLeads: hostile records are rejected one by one, never a
+    server fault."""
+    requests = data.draw(_import_requests(known))
+    call = channel.stream_unary(
+        "/ccl.lead.v1.LeadService/ImportLeads",
+        request_serializer=lead_service_pb2.ImportLeadsRequest.SerializeToString,
+        response_deserializer=bytes,
+    )
+    try:
+        call(iter(requests), metadata=auth(admin_key), timeout=60)
+    except grpc.RpcError as e:
+        assert e.code() not in SERVER_FAULTS, (requests, e.code(), e.details())

@@ -66,3 +66,9 @@ def test_endpoint_urls_follow_the_one_url_rule(url: str) -> None:
 )
 def test_signing_secrets_are_bounded_printable_text(secret: str) -> None:
     assert "dealer.signing_secret" in violations(DealerInput(name="D", signing_secret=secret))
+
+
+@pytest.mark.parametrize("char", ['"', "<", ">", "\\", "^", "`", "{", "|", "}"])
+def test_endpoint_urls_refuse_characters_rfc_3986_never_allows(char: str) -> None:
+    url = f"https://user:pa{char}ss@crm.example.com/leads"
+    assert "dealer.endpoint_url" in violations(DealerInput(name="D", endpoint_url=url))
