@@ -41,6 +41,7 @@ from server.adapters.flexpath import (
     FlexPathClient,
     FlexPathResponse,
 )
+from server.domain.clock import utcnow
 from server.domain.credit import CreditApplicant
 from server.domain.leads import CreditResult
 from server.errors import UpstreamError
@@ -112,10 +113,6 @@ _AMOUNT_MULTIPLIER = {"A": 60, "B": 54, "C": 48, "D": 42}
 MAX_PAYMENT_CAP_CENTS = 200_000  # $2,000 a month
 MAX_AMOUNT_CAP_CENTS = 6_000_000  # $60,000
 MIN_AGE_YEARS = 18
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -246,7 +243,7 @@ class CreditCheckAgent:
         self,
         client: FlexPathClient | None,
         *,
-        clock: Callable[[], dt.datetime] = _utcnow,
+        clock: Callable[[], dt.datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
         degraded_window: float = 300.0,
     ) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from server.adapters.dealer_crm import AttemptResult, DealerCrmClient, Outcome
-from server.storage import models as m
+from server.domain.clock import utcnow
 from server.storage.db import Database
 from server.storage.deliveries import DeliveryRepository, DueDelivery
 
@@ -120,7 +120,7 @@ class DeliveryWorker:
         due = await self._db.run(
             self._repo.claim_due,
             self.worker_id,
-            m.utcnow(),
+            utcnow(),
             self._lease,
             free,
             per_dealer=self._per_dealer,
@@ -160,7 +160,7 @@ class DeliveryWorker:
             self._repo.record,
             due,
             self.worker_id,
-            now=m.utcnow(),
+            now=utcnow(),
             state=state,
             status_code=result.status_code,
             error=result.error,
@@ -193,4 +193,4 @@ class DeliveryWorker:
         attempt = due.attempts + 1
         if attempt >= self._max_attempts:
             return "dead_lettered", None
-        return "retrying", m.utcnow() + dt.timedelta(seconds=self.backoff(attempt))
+        return "retrying", utcnow() + dt.timedelta(seconds=self.backoff(attempt))

@@ -27,11 +27,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-import peewee as pw
-
 from server.agents.credit_check import CreditCheckAgent, CreditOutcome
 from server.agents.lead_packaging import LeadPackaging
 from server.agents.visitor_identifier import VisitorIdentifier
+from server.domain.clock import utcnow
 from server.domain.leads import (
     LeadInput,
     LeadOutcome,
@@ -42,12 +41,10 @@ from server.domain.leads import (
 )
 from server.domain.principal import Principal, Role
 from server.domain.validation import validate_idempotency_key, validate_lead
-from server.errors import AlreadyExistsError as ConflictError
 from server.errors import CclError, FailedPreconditionError, InvalidArgumentError
-from server.storage import models as m
 from server.storage.db import Database
 from server.storage.leads import LeadRepository, PipelineLease, StoredResult
-from server.storage.pipeline import STAGE_CREDIT_CHECKED, STAGE_INTAKE, PipelineRepository
+from server.storage.pipeline import STAGE_INTAKE, IntakeItem, PipelineRepository
 
 log = logging.getLogger("ccl.orchestrator")
 
@@ -166,7 +163,7 @@ class Orchestrator:
             request_hash=request_fingerprint(lead),
             source_dealer_id=source_dealer_id or dealer_of(principal),
             resolve=self._identifier.resolve_lead,
-            pipeline_lease=PipelineLease(owner, m.utcnow() + PIPELINE_LEASE) if owner else None,
+            pipeline_lease=PipelineLease(owner, utcnow() + PIPELINE_LEASE) if owner else None,
         )
 
     # --- the pipeline steps ---------------------------------------------------------------
@@ -183,9 +180,7 @@ class Orchestrator:
         held = (
             list(lead_ids)
             if owner
-            else await self._db.run(
-                self._pipeline.claim, lead_ids, token, m.utcnow(), PIPELINE_LEASE
-            )
+            else await self._db.run(self._pipeline.claim, lead_ids, token, utcnow(), PIPELINE_LEASE)
         )
         if not held:
             return
@@ -223,51 +218,39 @@ class Orchestrator:
     def _finish_steps(
         self, held: list[str], owner: str, checked: list[tuple[str, CreditOutcome]]
     ) -> None:
-        """One transaction: store credit results, route every credit-checked lead, release;
-        leads whose lease expired and went to another run meanwhile are left to that run."""
-        queued = False
-        with self._db.transaction():
-            now = m.utcnow()
-            mine = set(self._pipeline.owned(held, owner))
-            stages = self._pipeline.stages(list(mine))
-            for lead_id, outcome in checked:
-                if lead_id in mine and stages.get(lead_id) == STAGE_INTAKE:
-                    self._pipeline.record_credit(
-                        lead_id, outcome.result, outcome.fallback_reason, now
-                    )
-                    stages[lead_id] = STAGE_CREDIT_CHECKED
-            for lead_id in held:
-                if lead_id in mine and stages.get(lead_id) == STAGE_CREDIT_CHECKED:
-                    result = self._packaging.route(lead_id, now)
-                    self._pipeline.finish(lead_id, now)
-                    queued = queued or result.delivery_id is not None
-            self._pipeline.release(list(mine), owner)
+        """One transaction (storage's unit of work): store credit results, route every
+        credit-checked lead, release; leads whose lease expired and went to another run
+        meanwhile are left to that run."""
+        queued = self._pipeline.finish_steps(
+            held,
+            owner,
+            [(lead_id, o.result, o.fallback_reason) for lead_id, o in checked],
+            self._route_step,
+        )
         if queued:
             self._on_delivery_queued()
+
+    def _route_step(self, lead_id: str, now: dt.datetime) -> bool:
+        """LeadPackaging on one lead, inside the pipeline's transaction; True if it queued a
+        delivery."""
+        return self._packaging.route(lead_id, now).delivery_id is not None
 
     async def route(self, principal: Principal, lead_id: str) -> LeadRecord:
         """Routes an unrouted lead again (RouteLead)."""
         dealer = dealer_of(principal)
         await self._db.run(self._leads.get, lead_id, dealer)  # NOT_FOUND for foreign leads
 
-        def reopen() -> None:
-            with self._db.transaction():
-                if not self._pipeline.unrouted(lead_id, dealer):
-                    raise FailedPreconditionError(
-                        "only an unrouted lead can be routed again", reason="LEAD_NOT_UNROUTED"
-                    )
-                m.Lead.update(pipeline_stage=STAGE_CREDIT_CHECKED).where(
-                    m.Lead.id == lead_id
-                ).execute()
-
-        await self._db.run(reopen)
+        if not await self._db.run(self._pipeline.reopen, lead_id, dealer):
+            raise FailedPreconditionError(
+                "only an unrouted lead can be routed again", reason="LEAD_NOT_UNROUTED"
+            )
         await self.advance([lead_id])
         record = await self._db.run(self._leads.get, lead_id, dealer)
         return redacted_for_dealer(record) if dealer else record
 
     async def sweep(self, older_than: dt.timedelta) -> int:
         """Resumes pipelines that stopped midway (a crash between steps); returns how many."""
-        stuck = await self._db.run(self._pipeline.stuck, m.utcnow(), older_than)
+        stuck = await self._db.run(self._pipeline.stuck, utcnow(), older_than)
         if stuck:
             log.warning("resuming stopped pipelines", extra={"leads": len(stuck)})
             await self.advance(stuck)
@@ -322,37 +305,25 @@ class Orchestrator:
                     record.record_ref, LeadOutcome.REJECTED, "", describe(e)
                 )
 
-        lease = PipelineLease(uuid.uuid4().hex, m.utcnow() + PIPELINE_LEASE)
+        lease = PipelineLease(uuid.uuid4().hex, utcnow() + PIPELINE_LEASE)
 
-        def intake_all() -> list[tuple[int, StoredResult | CclError]]:
-            out: list[tuple[int, StoredResult | CclError]] = []
-            with self._db.transaction():
-                for i, record, key, lead in valid:
-                    assert record.lead is not None
-                    request_hash = request_fingerprint(record.lead)
-                    try:
-                        with self._db.db.atomic():  # a savepoint: one bad record undoes itself
-                            stored = self._leads.create_in_transaction(
-                                lead,
-                                scope=principal.scope,
-                                idempotency_key=key,
-                                request_hash=request_hash,
-                                source_dealer_id=dealer_of(principal),
-                                resolve=self._identifier.resolve_lead,
-                                pipeline_lease=lease,
-                            )
-                        out.append((i, stored))
-                    except CclError as e:
-                        out.append((i, e))
-                    except pw.IntegrityError:
-                        # Another stream stored the same key first: answer with its result.
-                        earlier = self._leads.replay(principal.scope, key, request_hash)
-                        out.append((i, earlier or ConflictError("record conflicts", "CONFLICT")))
-            return out
+        items: list[IntakeItem] = []
+        for _, record, key, lead in valid:
+            assert record.lead is not None
+            items.append((lead, key, request_fingerprint(record.lead)))
+        intake = await self._db.run(
+            self._pipeline.intake_batch,
+            self._leads,
+            items,
+            scope=principal.scope,
+            source_dealer_id=dealer_of(principal),
+            resolve=self._identifier.resolve_lead,
+            lease=lease,
+        )
 
         accepted: list[str] = []  # created here, so holding their leases
         replayed: list[str] = []
-        for i, stored in await self._db.run(intake_all):
+        for (i, *_), stored in zip(valid, intake, strict=True):
             ref = chunk[i].record_ref
             if isinstance(stored, CclError):
                 results[i] = ImportRecordResult(ref, LeadOutcome.REJECTED, "", describe(stored))

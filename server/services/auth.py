@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from server.domain.principal import Principal, Role
 from server.errors import FieldViolation, InvalidArgumentError, NotFoundError, UnauthenticatedError
-from server.storage import models
+from server.storage.api_keys import ApiKeyRecord, ApiKeyRepository
 from server.storage.db import Database
 
 
@@ -55,6 +55,7 @@ class ApiKeyService:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
+        self._keys = ApiKeyRepository(db)
         self._admin_hash = _hash(admin_api_key) if admin_api_key else ""
         self._cache_seconds = cache_seconds
         self._clock = clock
@@ -79,22 +80,13 @@ class ApiKeyService:
                 reason="DEALER_NOT_ALLOWED",
                 violations=[FieldViolation("dealer", "only allowed for role dealer")],
             )
-        if dealer_id and not models.Dealer.select().where(models.Dealer.id == dealer_id).exists():
-            raise NotFoundError("no such dealer", reason="DEALER_NOT_FOUND")
         key_id = secrets.token_hex(8)
         api_key = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-        models.ApiKey.create(
-            id=key_id, name=name, role=role.value, dealer=dealer_id, secret_hash=_hash(api_key)
-        )
+        self._keys.create(key_id, name, role, dealer_id, _hash(api_key))  # or DEALER_NOT_FOUND
         return CreatedKey(key_id=key_id, api_key=api_key, role=role, dealer_id=dealer_id)
 
     def revoke_sync(self, key_id: str) -> None:
-        updated = (
-            models.ApiKey.update(revoked_at=models.utcnow())
-            .where((models.ApiKey.id == key_id) & (models.ApiKey.revoked_at.is_null()))
-            .execute()
-        )
-        if not updated:
+        if not self._keys.revoke(key_id):
             raise NotFoundError("no active key with that id", reason="API_KEY_NOT_FOUND")
         self.forget_key(key_id)
 
@@ -112,8 +104,8 @@ class ApiKeyService:
             for digest in [d for d, (_, p) in self._cache.items() if matches(p)]:
                 del self._cache[digest]
 
-    def list_sync(self) -> list[models.ApiKey]:
-        return list(models.ApiKey.select().order_by(models.ApiKey.created_at))
+    def list_sync(self) -> list[ApiKeyRecord]:
+        return self._keys.list()
 
     # --- verification (every RPC) -------------------------------------------------------
 
@@ -145,20 +137,12 @@ class ApiKeyService:
                 self._cache[digest] = (now + self._cache_seconds, principal)
         return principal
 
-    @staticmethod
-    def _lookup(api_key: str, digest: str) -> Principal | None:
+    def _lookup(self, api_key: str, digest: str) -> Principal | None:
         parts = api_key.split("_", 2)
         if len(parts) != 3 or parts[0] != KEY_PREFIX:
             return None
-        row = models.ApiKey.get_or_none(models.ApiKey.id == parts[1])
-        if row is None or row.revoked_at is not None:
+        # None too when revoked, or when its dealer is deactivated (cached like the key itself).
+        key = self._keys.usable(parts[1])
+        if key is None or not hmac.compare_digest(key.secret_hash, digest):
             return None
-        if row.dealer_id and not (
-            models.Dealer.select()
-            .where((models.Dealer.id == row.dealer_id) & (models.Dealer.active == True))  # noqa: E712
-            .exists()
-        ):
-            return None  # a deactivated dealer's keys stop working (cached like the key itself)
-        if not hmac.compare_digest(row.secret_hash, digest):
-            return None
-        return Principal(key_id=row.id, role=Role(row.role), dealer_id=row.dealer_id)
+        return Principal(key_id=key.key_id, role=Role(key.role), dealer_id=key.dealer_id)

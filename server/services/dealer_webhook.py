@@ -29,11 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
 
-import peewee as pw
-
 from server.adapters.dealer_crm import sign
 from server.agents.orchestrator import Orchestrator, describe
-from server.domain.leads import AgentName, LeadInput, LeadOutcome, LeadStatus
+from server.domain.lead_status import DEALER_STATUSES, TransitionOutcome
+from server.domain.leads import LeadInput, LeadOutcome
 from server.domain.principal import Principal, Role
 from server.errors import (
     CclError,
@@ -41,9 +40,8 @@ from server.errors import (
     PermissionDeniedError,
     UnauthenticatedError,
 )
-from server.storage import models as m
 from server.storage.db import Database
-from server.storage.leads import append_activities
+from server.storage.dealer_events import DealerEventRepository
 
 MAX_EVENTS = 500
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
@@ -64,31 +62,6 @@ TEXT_FIELDS: dict[str, tuple[int, bool]] = {
 _MAX_KEY_SHOWN = 64
 # A path into a JSON document as (parent path, segment) links: O(1) to extend.
 _Trail: TypeAlias = "tuple[_Trail, str] | None"
-DEALER_STATUSES = {
-    "contacted": LeadStatus.CONTACTED,
-    "appointment_set": LeadStatus.APPOINTMENT_SET,
-    "sold": LeadStatus.SOLD,
-    "lost": LeadStatus.LOST,
-    "returned": LeadStatus.RETURNED,
-}
-# Which dealer statuses may follow which: forward through contact and appointment to an outcome;
-# a sale may still be unwound (returned); lost and returned leads are closed.
-_OPEN = (LeadStatus.PACKAGED, LeadStatus.DELIVERED, LeadStatus.DELIVERY_FAILED)
-ALLOWED_FROM: dict[LeadStatus, frozenset[str]] = {
-    LeadStatus.CONTACTED: frozenset(s.value for s in (*_OPEN, LeadStatus.CONTACTED)),
-    LeadStatus.APPOINTMENT_SET: frozenset(
-        s.value for s in (*_OPEN, LeadStatus.CONTACTED, LeadStatus.APPOINTMENT_SET)
-    ),
-    LeadStatus.SOLD: frozenset(
-        s.value for s in (*_OPEN, LeadStatus.CONTACTED, LeadStatus.APPOINTMENT_SET)
-    ),
-    LeadStatus.LOST: frozenset(
-        s.value for s in (*_OPEN, LeadStatus.CONTACTED, LeadStatus.APPOINTMENT_SET)
-    ),
-    LeadStatus.RETURNED: frozenset(
-        s.value for s in (*_OPEN, LeadStatus.CONTACTED, LeadStatus.APPOINTMENT_SET, LeadStatus.SOLD)
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -109,6 +82,7 @@ class DealerWebhookService:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = db
+        self._events_repo = DealerEventRepository(db)
         self._orchestrator = orchestrator
         self._parse_lead = parse_lead
         self._tolerance = tolerance_seconds
@@ -122,15 +96,10 @@ class DealerWebhookService:
                 "the dealer webhook takes a dealer API key", reason="DEALER_KEY_REQUIRED"
             )
         dealer_id = principal.dealer_id
-        secret = await self._db.run(self._secret, dealer_id)
+        secret = await self._db.run(self._events_repo.signing_secret, dealer_id)
         self._verify(secret, body, timestamp, signature)
         events = self._events(body)
         return [await self._handle(principal, dealer_id, i, e) for i, e in enumerate(events)]
-
-    @staticmethod
-    def _secret(dealer_id: str) -> str:
-        dealer = m.Dealer.get_or_none(m.Dealer.id == dealer_id)
-        return (dealer.signing_secret or "") if dealer else ""
 
     def _verify(self, secret: str, body: bytes, timestamp: str, signature: str) -> None:
         # Unix seconds only: a bounded digit string, so no input can overflow the arithmetic.
@@ -170,38 +139,31 @@ class DealerWebhookService:
         if invalid is not None:
             return invalid  # nothing recorded: a retry answers the same
         event_id: str = event["event_id"]
-        earlier = await self._db.run(self._seen, dealer_id, event_id)
+        earlier = await self._db.run(self._events_repo.seen, dealer_id, event_id)
         if earlier is not None:
-            return EventResult(event_id, "duplicate", "", earlier.lead_id or "")
+            return EventResult(event_id, "duplicate", "", earlier.lead_id)
         kind = event.get("type")
         if kind == "lead":
             result = await self._lead_event(principal, dealer_id, event_id, event.get("lead"))
         elif kind == "status":
-            result = await self._db.run(self._status_event, dealer_id, event_id, event)
+            result = await self._status_event(dealer_id, event_id, event)
         else:
             result = EventResult(
                 event_id, "rejected", 'INVALID_EVENT: type must be "lead" or "status"'
             )
-        return await self._db.run(self._remember, dealer_id, str(kind), _echoable(result))
+        return await self._remember(dealer_id, str(kind), _echoable(result))
 
-    @staticmethod
-    def _seen(dealer_id: str, event_id: str) -> m.DealerEvent | None:
-        return m.DealerEvent.get_or_none(
-            (m.DealerEvent.dealer == dealer_id) & (m.DealerEvent.event_id == event_id)
+    async def _remember(self, dealer_id: str, kind: str, result: EventResult) -> EventResult:
+        recorded = await self._db.run(
+            self._events_repo.remember,
+            dealer_id,
+            result.event_id,
+            kind,
+            result.status,
+            result.reason,
+            result.lead_id,
         )
-
-    def _remember(self, dealer_id: str, kind: str, result: EventResult) -> EventResult:
-        try:
-            with self._db.transaction():
-                m.DealerEvent.create(
-                    dealer=dealer_id,
-                    event_id=result.event_id,
-                    event_type=kind[:16],
-                    result=result.status,
-                    reason=result.reason[:1000],
-                    lead=result.lead_id or None,
-                )
-        except pw.IntegrityError:
+        if not recorded:
             # The same event arrived twice at once; the other copy was recorded first.
             return EventResult(result.event_id, "duplicate", "", result.lead_id)
         return result
@@ -226,10 +188,12 @@ class DealerWebhookService:
         status = "duplicate" if result.outcome is LeadOutcome.DUPLICATE else "accepted"
         return EventResult(event_id, status, "", result.lead.lead_id)
 
-    def _status_event(self, dealer_id: str, event_id: str, event: dict[str, Any]) -> EventResult:
+    async def _status_event(
+        self, dealer_id: str, event_id: str, event: dict[str, Any]
+    ) -> EventResult:
         lead_id, status = event.get("lead_id"), event.get("status")
         reason = event.get("reason") or ""
-        if status not in DEALER_STATUSES:
+        if not isinstance(status, str) or status not in DEALER_STATUSES:  # a list: unhashable
             return EventResult(
                 event_id, "rejected", f"INVALID_STATUS: one of {', '.join(DEALER_STATUSES)}"
             )
@@ -241,43 +205,18 @@ class DealerWebhookService:
             )
         if not isinstance(lead_id, str):
             return EventResult(event_id, "rejected", "LEAD_NOT_FOUND")
-        now = m.utcnow()
-        with self._db.transaction():
-            lead = m.Lead.get_or_none((m.Lead.id == lead_id) & (m.Lead.dealer == dealer_id))
-            if lead is None:
-                # Also for another dealer's lead: its existence is not disclosed.
-                return EventResult(event_id, "rejected", "LEAD_NOT_FOUND", "")
-            new = DEALER_STATUSES[status]
-            # Conditional on the status still being one the change is allowed from, so two
-            # concurrent events cannot both pass a check made before either wrote.
-            moved = (
-                m.Lead.update(status=new.value, reason=reason.strip(), updated_at=now)
-                .where((m.Lead.id == lead_id) & m.Lead.status.in_(list(ALLOWED_FROM[new])))
-                .execute()
-            )
-            if not moved:
-                return EventResult(
-                    event_id,
-                    "rejected",
-                    f"INVALID_TRANSITION: the lead is {lead.status}, it cannot become {status}",
-                    lead_id,
-                )
-            append_activities(
+        change = await self._db.run(
+            self._events_repo.apply_status, dealer_id, lead_id, event_id, status, reason
+        )
+        if change.outcome is TransitionOutcome.NOT_FOUND:
+            # Also for another dealer's lead: its existence is not disclosed.
+            return EventResult(event_id, "rejected", "LEAD_NOT_FOUND", "")
+        if change.outcome is TransitionOutcome.NOT_ALLOWED:
+            return EventResult(
+                event_id,
+                "rejected",
+                f"INVALID_TRANSITION: the lead is {change.from_status}, it cannot become {status}",
                 lead_id,
-                [
-                    (
-                        AgentName.LEAD_PACKAGING,
-                        "dealer.status_updated",
-                        f"Dealer reports {status}",
-                        {
-                            "from": lead.status,
-                            "to": new.value,
-                            "event_id": event_id,
-                            "reason_given": bool(reason.strip()),
-                        },
-                    )
-                ],
-                at=now,
             )
         return EventResult(event_id, "accepted", "", lead_id)
 

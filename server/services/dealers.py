@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import Callable
@@ -12,10 +11,10 @@ import httpx
 from server.domain.dealers import DealerInput, DealerRecord
 from server.domain.leads import PageResult
 from server.domain.validation import US_STATES, Collector, is_http_url
-from server.errors import FieldViolation, InvalidArgumentError, NotFoundError
-from server.storage import models as m
+from server.errors import FieldViolation, InvalidArgumentError
 from server.storage.db import Database
-from server.storage.pagination import decode_token, encode_token, page_size
+from server.storage.dealers import DealerRepository
+from server.storage.pagination import page_size
 
 UPDATABLE = frozenset(DealerInput.__dataclass_fields__)
 TIERS = frozenset("ABCDE")
@@ -92,52 +91,12 @@ def _httpx_can_use(value: str) -> bool:
     return url.scheme in ("http", "https") and bool(url.host)
 
 
-def _record(r: m.Dealer) -> DealerRecord:
-    return DealerRecord(
-        dealer_id=r.id,
-        name=r.name,
-        states=json.loads(r.states_json),
-        zip_prefixes=json.loads(r.zip_prefixes_json),
-        accepted_tiers=json.loads(r.accepted_tiers_json),
-        daily_cap=r.daily_cap,
-        priority=r.priority,
-        weight=r.weight,
-        endpoint_url=r.endpoint_url,
-        delivery_format=r.delivery_format,
-        signing_secret_set=bool(r.signing_secret),
-        active=r.active,
-        created_at=r.created_at,
-        updated_at=r.updated_at,
-    )
-
-
-def _columns(d: DealerInput, fields: frozenset[str]) -> dict[str, object]:
-    mapping: dict[str, object] = {
-        "name": d.name,
-        "states_json": json.dumps(d.states),
-        "zip_prefixes_json": json.dumps(d.zip_prefixes),
-        "accepted_tiers_json": json.dumps(d.accepted_tiers),
-        "daily_cap": d.daily_cap,
-        "priority": d.priority,
-        "weight": d.weight,
-        "endpoint_url": d.endpoint_url,
-        "delivery_format": d.delivery_format,
-        "signing_secret": d.signing_secret,
-        "active": d.active,
-    }
-    names = {
-        "states": "states_json",
-        "zip_prefixes": "zip_prefixes_json",
-        "accepted_tiers": "accepted_tiers_json",
-    }
-    return {names.get(f, f): mapping[names.get(f, f)] for f in fields}
-
-
 class DealerService:
     def __init__(self, db: Database, on_deactivated: Callable[[str], None] | None = None) -> None:
         """`on_deactivated(dealer_id)` runs once a dealer is saved inactive (the API key cache
         forgets its keys, so they are refused at once)."""
         self._db = db
+        self._dealers = DealerRepository(db)
         self._on_deactivated = on_deactivated
 
     async def create(self, dealer: DealerInput) -> tuple[DealerRecord, str]:
@@ -145,40 +104,13 @@ class DealerService:
         valid = validate_dealer(dealer)
         generated = "" if valid.signing_secret else secrets.token_urlsafe(32)
         valid.signing_secret = valid.signing_secret or generated
-        return await self._db.run(self._create, valid), generated
-
-    def _create(self, d: DealerInput) -> DealerRecord:
-        with self._db.transaction():
-            row = m.Dealer.create(**_columns(d, UPDATABLE))
-        return _record(m.Dealer.get_by_id(row.id))
+        return await self._db.run(self._dealers.create, valid), generated
 
     async def get(self, dealer_id: str) -> DealerRecord:
-        return await self._db.run(self._get, dealer_id)
-
-    @staticmethod
-    def _get(dealer_id: str) -> DealerRecord:
-        row = m.Dealer.get_or_none(m.Dealer.id == dealer_id)
-        if row is None:
-            raise NotFoundError("dealer not found", reason="DEALER_NOT_FOUND")
-        return _record(row)
+        return await self._db.run(self._dealers.get, dealer_id)
 
     async def list_dealers(self, size: int, token: str) -> PageResult[DealerRecord]:
-        return await self._db.run(self._list, page_size(size, 50), token)
-
-    @staticmethod
-    def _list(size: int, token: str) -> PageResult[DealerRecord]:
-        query = m.Dealer.select()
-        if token:
-            cursor = decode_token("dealers", token)
-            query = query.where(
-                (m.Dealer.name > cursor["n"])
-                | ((m.Dealer.name == cursor["n"]) & (m.Dealer.id > cursor["i"]))
-            )
-        rows = list(query.order_by(m.Dealer.name, m.Dealer.id).limit(size + 1))
-        more = len(rows) > size
-        rows = rows[:size]
-        next_token = encode_token("dealers", {"n": rows[-1].name, "i": rows[-1].id}) if more else ""
-        return PageResult(items=[_record(r) for r in rows], next_page_token=next_token)
+        return await self._db.run(self._dealers.page, page_size(size, 50), token)
 
     async def update(self, dealer_id: str, dealer: DealerInput, fields: list[str]) -> DealerRecord:
         unknown = sorted(set(fields) - UPDATABLE)
@@ -196,18 +128,7 @@ class DealerService:
             )
         chosen = frozenset(fields)
         valid = validate_dealer(dealer, chosen)
-        record = await self._db.run(self._update, dealer_id, valid, chosen)
+        record = await self._db.run(self._dealers.update, dealer_id, valid, chosen)
         if not record.active and "active" in chosen and self._on_deactivated is not None:
             self._on_deactivated(dealer_id)
         return record
-
-    def _update(self, dealer_id: str, d: DealerInput, fields: frozenset[str]) -> DealerRecord:
-        with self._db.transaction():
-            updated = (
-                m.Dealer.update(**_columns(d, fields), updated_at=m.utcnow())
-                .where(m.Dealer.id == dealer_id)
-                .execute()
-            )
-        if not updated:
-            raise NotFoundError("dealer not found", reason="DEALER_NOT_FOUND")
-        return self._get(dealer_id)

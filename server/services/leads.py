@@ -6,11 +6,10 @@ existence is not disclosed)."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 from server.agents.visitor_identifier import TrackResult, VisitorEventInput, VisitorIdentifier
+from server.domain.clock import utcnow
 from server.domain.leads import (
     ActivityRecord,
     AgentName,
@@ -23,26 +22,15 @@ from server.domain.leads import (
 from server.domain.principal import Principal, Role
 from server.domain.validation import Collector
 from server.errors import InvalidArgumentError
-from server.storage import models as m
 from server.storage.db import Database
 from server.storage.deliveries import DeliveryRepository, DeliveryView
 from server.storage.leads import LeadRepository
+from server.storage.packages import PackageRepository, PackageView
 from server.storage.pagination import page_size
 
 EVENT_TYPES = frozenset(
     {"page_view", "application_started", "step_completed", "application_abandoned", "identify"}
 )
-
-
-@dataclass(frozen=True)
-class PackageView:
-    package_id: str
-    lead_id: str
-    dealer_id: str
-    format: str
-    content_type: str
-    body: str
-    created_at: dt.datetime
 
 
 def _dealer_restriction(principal: Principal) -> str | None:
@@ -134,18 +122,7 @@ class LeadService:
         await self.get(principal, lead_id)
         dealer = _dealer_restriction(principal)
 
-        def read() -> list[PackageView]:
-            query = m.LeadPackage.select().where(m.LeadPackage.lead == lead_id)
-            if dealer:
-                query = query.where(m.LeadPackage.dealer == dealer)
-            return [
-                PackageView(
-                    p.id, p.lead_id, p.dealer_id, p.format, p.content_type, p.body, p.created_at
-                )
-                for p in query.order_by(m.LeadPackage.created_at.desc())
-            ]
-
-        return await self._db.run(read)
+        return await self._db.run(PackageRepository.for_lead, lead_id, dealer)
 
     async def deliveries(self, principal: Principal, lead_id: str) -> list[DeliveryView]:
         await self.get(principal, lead_id)
@@ -155,14 +132,11 @@ class LeadService:
 
     async def redeliver(self, principal: Principal, delivery_id: str) -> DeliveryView:
         return await self._db.run(
-            self._deliveries.redeliver, delivery_id, m.utcnow(), _dealer_restriction(principal)
+            self._deliveries.redeliver, delivery_id, utcnow(), _dealer_restriction(principal)
         )
 
     async def track(self, event: VisitorEventInput, privacy_opt_out: bool) -> TrackResult:
         valid = validate_event(event)
 
-        def record() -> TrackResult:
-            with self._db.transaction():
-                return self._identifier.track(valid, privacy_opt_out, m.utcnow())
-
-        return await self._db.run(record)
+        # One unit of work: the visitor, its event and any stitching commit together.
+        return await self._db.run_atomic(self._identifier.track, valid, privacy_opt_out, utcnow())

@@ -5,17 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-import peewee as pw
 
 from server.agents.credit_check import CreditCheckAgent
 from server.agents.dealer_delivery import DeliveryWorker
 from server.domain.leads import AgentName
-from server.storage import models as m
 from server.storage.db import Database
+from server.storage.stats import StatsRepository
 
 
 @dataclass(frozen=True)
@@ -97,12 +93,6 @@ AGENTS: tuple[AgentInfo, ...] = (
 )
 
 
-def _count_by(model: type[m.BaseModel], column: pw.Field) -> dict[str, int]:
-    query = model.select(column, pw.fn.COUNT(pw.SQL("*")).alias("n")).group_by(column)
-    rows = cast(Iterable[tuple[Any, Any]], query.tuples())
-    return {str(k): int(n) for k, n in rows}
-
-
 class StatsService:
     def __init__(
         self,
@@ -112,85 +102,60 @@ class StatsService:
         delivery: DeliveryWorker | None = None,
     ) -> None:
         self._db = db
+        self._figures = StatsRepository(db)
         self._version = version
         self._credit = credit
         self._delivery = delivery
         self._started = time.monotonic()
 
     async def system_stats(self) -> SystemStats:
-        return await self._db.run(self._system_stats)
-
-    def _system_stats(self) -> SystemStats:
-        now = m.utcnow()
-        by_status = _count_by(m.Lead, m.Lead.status)
+        f = await self._db.run(self._figures.system_figures)
         return SystemStats(
             version=self._version,
             uptime_seconds=int(time.monotonic() - self._started),
             database_backend=self._db.backend,
-            computed_at=now,
-            leads_total=sum(by_status.values()),
-            leads_last_24h=m.Lead.select()
-            .where(m.Lead.created_at >= now - dt.timedelta(hours=24))
-            .count(),
-            leads_by_status=by_status,
-            leads_by_source=_count_by(m.Lead, m.Lead.source),
-            visitors_total=m.Visitor.select().count(),
-            credit_checks_total=m.CreditCheck.select().count(),
-            deliveries_by_state=_count_by(m.Delivery, m.Delivery.state),
-            emails_by_state=_count_by(m.EmailMessage, m.EmailMessage.state),
-            suppressions_total=m.Suppression.select().count(),
-            chat_sessions_open=m.ChatSession.select().where(m.ChatSession.state == "open").count(),
-            dealers_active=m.Dealer.select().where(m.Dealer.active == True).count(),  # noqa: E712
+            computed_at=f.computed_at,
+            leads_total=sum(f.leads_by_status.values()),
+            leads_last_24h=f.leads_last_24h,
+            leads_by_status=f.leads_by_status,
+            leads_by_source=f.leads_by_source,
+            visitors_total=f.visitors_total,
+            credit_checks_total=f.credit_checks_total,
+            deliveries_by_state=f.deliveries_by_state,
+            emails_by_state=f.emails_by_state,
+            suppressions_total=f.suppressions_total,
+            chat_sessions_open=f.chat_sessions_open,
+            dealers_active=f.dealers_active,
         )
 
     async def agent_statuses(self) -> list[AgentStatus]:
-        return await self._db.run(self._agent_statuses)
-
-    def _agent_statuses(self) -> list[AgentStatus]:
+        f = await self._db.run(self._figures.agent_figures)
         metrics = {
             AgentName.VISITOR_IDENTIFIER: {
-                "visitors": m.Visitor.select().count(),
-                "visitor_events": m.VisitorEvent.select().count(),
-                "identities": m.Identity.select().count(),
-                "duplicate_leads": m.Lead.select().where(m.Lead.outcome == "duplicate").count(),
+                "visitors": f.visitors,
+                "visitor_events": f.visitor_events,
+                "identities": f.identities,
+                "duplicate_leads": f.duplicate_leads,
             },
             AgentName.CREDIT_CHECK: {
-                "checks": m.CreditCheck.select().count(),
-                **{
-                    f"checks_{k}": v
-                    for k, v in _count_by(m.CreditCheck, m.CreditCheck.source).items()
-                },
+                "checks": f.credit_checks,
+                **{f"checks_{k}": v for k, v in f.credit_checks_by_source.items()},
             },
             AgentName.LEAD_PACKAGING: {
-                "packages": m.LeadPackage.select().count(),
-                **{
-                    f"deliveries_{k}": v for k, v in _count_by(m.Delivery, m.Delivery.state).items()
-                },
+                "packages": f.packages,
+                **{f"deliveries_{k}": v for k, v in f.deliveries_by_state.items()},
             },
             AgentName.EMAIL_REENGAGEMENT: {
-                "campaigns": m.Campaign.select().count(),
-                **{
-                    f"emails_{k}": v
-                    for k, v in _count_by(m.EmailMessage, m.EmailMessage.state).items()
-                },
-                "suppressions": m.Suppression.select().count(),
+                "campaigns": f.campaigns,
+                **{f"emails_{k}": v for k, v in f.emails_by_state.items()},
+                "suppressions": f.suppressions,
             },
             AgentName.REALTIME_CHAT: {
-                "sessions": m.ChatSession.select().count(),
-                "sessions_open": m.ChatSession.select()
-                .where(m.ChatSession.state == "open")
-                .count(),
-                "messages": m.ChatMessage.select().count(),
+                "sessions": f.chat_sessions,
+                "sessions_open": f.chat_sessions_open,
+                "messages": f.chat_messages,
             },
         }
-        last_activity: dict[str, Any] = dict(
-            cast(
-                Iterable[tuple[str, Any]],
-                m.Activity.select(m.Activity.agent, pw.fn.MAX(m.Activity.created_at))
-                .group_by(m.Activity.agent)
-                .tuples(),
-            )
-        )
         if self._credit is not None:
             metrics[AgentName.CREDIT_CHECK].update(
                 {f"process_{k}": v for k, v in self._credit.metrics().items()}
@@ -204,9 +169,6 @@ class StatsService:
             )
         out = []
         for info in AGENTS:
-            last = last_activity.get(info.agent.value)
-            if isinstance(last, str):  # SQLite returns MAX() of a datetime column as text
-                last = dt.datetime.fromisoformat(last)
             state, detail = self._state(info)
             out.append(
                 AgentStatus(
@@ -215,7 +177,7 @@ class StatsService:
                     state=state,
                     detail=detail,
                     metrics=metrics[info.agent],
-                    last_activity_at=last,
+                    last_activity_at=f.last_activity.get(info.agent.value),
                 )
             )
         return out

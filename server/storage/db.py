@@ -105,6 +105,17 @@ class Database:
         call = functools.partial(self._call, fn, *args, **kwargs)
         return await loop.run_in_executor(self._executor, call)
 
+    async def run_atomic(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Runs `fn(*args, **kwargs)` on a database thread inside one write transaction: a unit
+        of work asked of storage, so that the caller (an agent or a service) holds no
+        transaction object of its own."""
+
+        def atomic() -> T:
+            with self.transaction():
+                return fn(*args, **kwargs)
+
+        return await self.run(atomic)
+
     def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         self.db.connect(reuse_if_open=True)
         return fn(*args, **kwargs)

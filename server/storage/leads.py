@@ -1,6 +1,16 @@
 """Lead repository: the synchronous database work of lead intake and lead reads.
 
 Every function here runs on a database thread (via `Database.run`).
+
+Why `create` still takes a `resolve` callback (VisitorIdentifier's `resolve_lead`): the identity
+decision (stitching, merges, the recent-duplicate lookup) reads and writes rows that must commit
+or roll back with the lead, its consents, its activity and its idempotency record, or two
+concurrent intakes of one person could both pass the duplicate check, or a replayed key could
+leave a stitched identity behind. Deciding before the transaction would break that; the agent
+may not open the transaction itself (ARCHITECTURE.md rule 3); and running the stitching rules
+here would move agent rules into storage. So the transaction stays here and the decision is
+passed in as a strategy over domain types (`Resolver`); it issues its SQL through
+`storage/identities.py` inside this transaction, and this module imports no agent.
 """
 
 from __future__ import annotations

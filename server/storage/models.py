@@ -12,18 +12,14 @@ messages) carry `state`, `next_attempt_at` and a lease (`locked_by`,
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any
 
 import peewee as pw
 
+from server.domain.clock import utcnow as utcnow  # models.utcnow, as storage uses it
 from server.storage.crypto import current_cipher
 from server.storage.db import database_proxy
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def new_id() -> str:

@@ -1,14 +1,40 @@
-"""Pipeline bookkeeping: the per-lead lease and stage, credit results, stuck-lead sweep."""
+"""Pipeline bookkeeping: the per-lead lease and stage, credit results, stuck-lead sweep, and
+the pipeline's units of work (a batch's intake, the steps after the credit check, a re-route).
+
+The steps after the credit check take the routing step as a callable (the LeadPackaging agent):
+routing reads the dealers locked and writes the package in the same transaction as the credit
+results and the lease check, so daily caps hold exactly and a lead whose lease went to another
+run is left to that run."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
+import peewee as pw
+
+from server.domain.clock import utcnow
 from server.domain.credit import CreditApplicant
-from server.domain.leads import AgentName, CreditResult, LeadStatus
+from server.domain.leads import AgentName, CreditResult, LeadStatus, ValidLead
+from server.errors import AlreadyExistsError, CclError
 from server.storage import models as m
 from server.storage.db import Database
-from server.storage.leads import append_activities
+from server.storage.leads import (
+    LeadRepository,
+    PipelineLease,
+    Resolver,
+    StoredResult,
+    append_activities,
+)
+
+__all__ = [
+    "STAGE_CREDIT_CHECKED",
+    "STAGE_DONE",
+    "STAGE_INTAKE",
+    "IntakeItem",
+    "PipelineRepository",
+    "RouteStep",
+]
 
 STAGE_INTAKE, STAGE_CREDIT_CHECKED, STAGE_DONE = "intake", "credit_checked", "done"
 _DECISION_STATUS = {
@@ -16,6 +42,13 @@ _DECISION_STATUS = {
     "declined": LeadStatus.DECLINED,
     "needs_review": LeadStatus.NEEDS_REVIEW,
 }
+
+
+# One lead of a batch's intake: the validated lead, its idempotency key, its request hash.
+IntakeItem = tuple[ValidLead, str, str]
+# The routing step of one credit-checked lead (inside the caller's transaction); returns
+# whether it queued a delivery.
+RouteStep = Callable[[str, dt.datetime], bool]
 
 
 class PipelineRepository:
@@ -126,6 +159,77 @@ class PipelineRepository:
             at=now,
         )
         return status
+
+    def intake_batch(
+        self,
+        leads: LeadRepository,
+        items: list[IntakeItem],
+        *,
+        scope: str,
+        source_dealer_id: str | None,
+        resolve: Resolver | None,
+        lease: PipelineLease,
+    ) -> list[StoredResult | CclError]:
+        """Stores a batch's leads in one transaction, each in a savepoint so one bad record
+        undoes only itself; one result (or the error that rejected it) per item, in order."""
+        out: list[StoredResult | CclError] = []
+        with self._db.transaction():
+            for lead, key, request_hash in items:
+                try:
+                    with self._db.db.atomic():  # a savepoint: one bad record undoes itself
+                        stored = leads.create_in_transaction(
+                            lead,
+                            scope=scope,
+                            idempotency_key=key,
+                            request_hash=request_hash,
+                            source_dealer_id=source_dealer_id,
+                            resolve=resolve,
+                            pipeline_lease=lease,
+                        )
+                    out.append(stored)
+                except CclError as e:
+                    out.append(e)
+                except pw.IntegrityError:
+                    # Another stream stored the same key first: answer with its result.
+                    earlier = leads.replay(scope, key, request_hash)
+                    out.append(earlier or AlreadyExistsError("record conflicts", "CONFLICT"))
+        return out
+
+    def finish_steps(
+        self,
+        held: list[str],
+        owner: str,
+        checked: list[tuple[str, CreditResult, str]],
+        route: RouteStep,
+    ) -> bool:
+        """One transaction: store the credit results (lead, result, fallback reason), route
+        every credit-checked lead, mark it done, release the leases. Only leads whose lease
+        `owner` still holds (locked on PostgreSQL) are touched: one whose lease expired and went
+        to another run meanwhile is left to that run. Returns whether a delivery was queued."""
+        queued = False
+        with self._db.transaction():
+            now = utcnow()
+            mine = set(self.owned(held, owner))
+            stages = self.stages(list(mine))
+            for lead_id, result, fallback_reason in checked:
+                if lead_id in mine and stages.get(lead_id) == STAGE_INTAKE:
+                    self.record_credit(lead_id, result, fallback_reason, now)
+                    stages[lead_id] = STAGE_CREDIT_CHECKED
+            for lead_id in held:
+                if lead_id in mine and stages.get(lead_id) == STAGE_CREDIT_CHECKED:
+                    queued = route(lead_id, now) or queued
+                    self.finish(lead_id, now)
+            self.release(list(mine), owner)
+        return queued
+
+    def reopen(self, lead_id: str, dealer_id: str | None) -> bool:
+        """Puts an unrouted lead (of `dealer_id`'s, if given) back to the routing step; False
+        (and nothing written) when the lead is not unrouted."""
+        with self._db.transaction():
+            if not self.unrouted(lead_id, dealer_id):
+                return False
+            m.Lead.update(pipeline_stage=STAGE_CREDIT_CHECKED).where(m.Lead.id == lead_id).execute()
+            return True
 
     def finish(self, lead_id: str, now: dt.datetime) -> None:
         m.Lead.update(pipeline_stage=STAGE_DONE, updated_at=now).where(

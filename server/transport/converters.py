@@ -17,8 +17,8 @@ from server.domain import leads as d
 from server.domain.dealers import DealerInput, DealerRecord
 from server.errors import FieldViolation, InvalidArgumentError
 from server.services import stats
-from server.services.leads import PackageView
 from server.storage.deliveries import DeliveryView
+from server.storage.packages import PackageView
 from server.transport.text import nul_field
 
 

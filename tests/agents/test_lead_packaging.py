@@ -8,9 +8,10 @@ import datetime as dt
 
 import pytest
 
-from server.agents.lead_packaging import LeadPackaging, score_lead
+from server.agents.lead_packaging import LeadPackaging
 from server.app import Application
 from server.domain.leads import LeadStatus
+from server.domain.scoring import ScoringFacts, score_lead
 from server.storage import models as m
 from support.builders import credit_checked_lead, dealer
 
@@ -28,8 +29,8 @@ def route(application: Application, lead_id: str):  # type: ignore[no-untyped-de
 
 
 def test_score_rules() -> None:
-    lead = m.Lead(
-        monthly_income_cents="420000",
+    lead = ScoringFacts(
+        monthly_income_cents=420000,
         down_payment_cents=100000,
         months_employed=30,
         months_at_address=3,
@@ -47,8 +48,8 @@ def test_score_rules() -> None:
         "certificate": 5,
     }
     assert score == 85
-    empty = m.Lead(
-        monthly_income_cents="0",
+    empty = ScoringFacts(
+        monthly_income_cents=0,
         down_payment_cents=0,
         months_employed=0,
         months_at_address=0,

@@ -264,6 +264,31 @@ def test_a_batch_of_only_hostile_events_is_answered(
     assert post(events) == first
 
 
+def test_fields_of_other_json_types_reject_their_event(
+    post: Post, request: pytest.FixtureRequest
+) -> None:
+    """A list or an object where text belongs (`status` was looked up in a dict: unhashable,
+    a 500 on every retry) rejects that event only."""
+    tag = f"types-{request.node.callspec.id}"
+    unknown = "00000000-0000-4000-8000-000000000000"
+    events = [
+        {"event_id": f"{tag}-{i}", "type": "status", "lead_id": unknown, **fields}
+        for i, fields in enumerate(
+            [
+                {"status": ["sold"]},
+                {"status": {"a": 1}},
+                {"status": "sold", "reason": ["x"]},
+                {"status": "sold", "lead_id": {"a": 1}},
+                {"type": ["status"], "status": "sold"},
+            ]
+        )
+    ]
+    first = post(events)
+    assert [r["status"] for r in first] == ["REJECTED"] * len(events)
+    # Recorded like any other rejected event: a retry is a duplicate, never a 500.
+    assert [r["status"] for r in post(events)] == ["DUPLICATE"] * len(events)
+
+
 # --- page tokens ------------------------------------------------------------------------
 
 T = "2024-01-01T00:00:00.000001"

@@ -1,0 +1,119 @@
+"""Dealer webhook storage: the events seen (idempotency by dealer and event id), a dealer's
+status report applied to its lead, and the dealer's signing secret.
+
+Events are looked up and recorded one at a time, not as a set: a request may repeat an event
+id, and its second copy must find the first one recorded (and not apply a status twice)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import peewee as pw
+
+from server.domain.lead_status import (
+    ALLOWED_FROM,
+    DEALER_STATUSES,
+    StatusTransition,
+    TransitionOutcome,
+    dealer_status_entry,
+)
+from server.storage import models as m
+from server.storage.db import Database
+from server.storage.leads import append_activities
+
+# Column bounds of `DealerEvent`.
+_MAX_EVENT_TYPE = 16
+_MAX_REASON = 1000
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """A dealer event as first handled: its result (accepted | duplicate | rejected)."""
+
+    event_id: str
+    event_type: str
+    result: str
+    reason: str
+    lead_id: str
+
+
+class DealerEventRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @staticmethod
+    def signing_secret(dealer_id: str) -> str:
+        """The dealer's webhook signing secret; "" if none is set or there is no such dealer."""
+        row = m.Dealer.select(m.Dealer.signing_secret).where(m.Dealer.id == dealer_id).first()
+        return (row.signing_secret or "") if row else ""
+
+    @staticmethod
+    def seen(dealer_id: str, event_id: str) -> RecordedEvent | None:
+        """The dealer's event `event_id` as recorded, or None if it has not been."""
+        row = m.DealerEvent.get_or_none(
+            (m.DealerEvent.dealer == dealer_id) & (m.DealerEvent.event_id == event_id)
+        )
+        if row is None:
+            return None
+        return RecordedEvent(
+            event_id=row.event_id,
+            event_type=row.event_type,
+            result=row.result,
+            reason=row.reason,
+            lead_id=row.lead_id or "",
+        )
+
+    def remember(
+        self, dealer_id: str, event_id: str, event_type: str, result: str, reason: str, lead_id: str
+    ) -> bool:
+        """Records the event's result; False if the same event was recorded first (two copies
+        arrived at once: the unique (dealer, event id) index refused this one)."""
+        try:
+            with self._db.transaction():
+                m.DealerEvent.create(
+                    dealer=dealer_id,
+                    event_id=event_id,
+                    event_type=event_type[:_MAX_EVENT_TYPE],
+                    result=result,
+                    reason=reason[:_MAX_REASON],
+                    lead=lead_id or None,
+                )
+        except pw.IntegrityError:
+            return False
+        return True
+
+    def apply_status(
+        self,
+        dealer_id: str,
+        lead_id: str,
+        event_id: str,
+        reported: str,
+        reason: str,
+        now: dt.datetime | None = None,
+    ) -> StatusTransition:
+        """Sets the status a dealer reports (`reported`, a key of `DEALER_STATUSES`) on one of its
+        leads, with its activity entry, in one transaction.
+
+        The change is conditional on the lead's status still being one it may follow
+        (`ALLOWED_FROM`), so two concurrent reports cannot both pass a check made before either
+        wrote. Another dealer's lead is NOT_FOUND, like a missing one."""
+        new = DEALER_STATUSES[reported]
+        when = now or m.utcnow()
+        with self._db.transaction():
+            lead = m.Lead.get_or_none((m.Lead.id == lead_id) & (m.Lead.dealer == dealer_id))
+            if lead is None:
+                return StatusTransition(TransitionOutcome.NOT_FOUND)
+            moved = (
+                m.Lead.update(status=new.value, reason=reason.strip(), updated_at=when)
+                .where((m.Lead.id == lead_id) & m.Lead.status.in_(list(ALLOWED_FROM[new])))
+                .execute()
+            )
+            if not moved:
+                return StatusTransition(TransitionOutcome.NOT_ALLOWED, lead.status)
+            append_activities(
+                lead_id,
+                [dealer_status_entry(reported, lead.status, new, event_id, reason)],
+                at=when,
+            )
+        return StatusTransition(TransitionOutcome.MOVED, lead.status)

@@ -1,0 +1,99 @@
+"""Dealer rows: create, read, page through, update. A signing secret is stored (encrypted) but
+never read back here: a record only says whether one is set."""
+
+from __future__ import annotations
+
+import json
+
+from server.domain.dealers import DealerInput, DealerRecord
+from server.domain.leads import PageResult
+from server.errors import NotFoundError
+from server.storage import models as m
+from server.storage.db import Database
+from server.storage.pagination import decode_token, encode_token
+
+# DealerInput fields stored as JSON text, and their columns.
+_JSON_COLUMNS = {
+    "states": "states_json",
+    "zip_prefixes": "zip_prefixes_json",
+    "accepted_tiers": "accepted_tiers_json",
+}
+
+
+def _record(r: m.Dealer) -> DealerRecord:
+    return DealerRecord(
+        dealer_id=r.id,
+        name=r.name,
+        states=json.loads(r.states_json),
+        zip_prefixes=json.loads(r.zip_prefixes_json),
+        accepted_tiers=json.loads(r.accepted_tiers_json),
+        daily_cap=r.daily_cap,
+        priority=r.priority,
+        weight=r.weight,
+        endpoint_url=r.endpoint_url,
+        delivery_format=r.delivery_format,
+        signing_secret_set=bool(r.signing_secret),
+        active=r.active,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+def _columns(d: DealerInput, fields: frozenset[str]) -> dict[str, object]:
+    """The column values of the given DealerInput fields."""
+    return {
+        _JSON_COLUMNS[f] if f in _JSON_COLUMNS else f: (
+            json.dumps(getattr(d, f)) if f in _JSON_COLUMNS else getattr(d, f)
+        )
+        for f in fields
+    }
+
+
+def _not_found() -> NotFoundError:
+    return NotFoundError("dealer not found", reason="DEALER_NOT_FOUND")
+
+
+class DealerRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create(self, d: DealerInput) -> DealerRecord:
+        """Stores a dealer (every field of `d`) and returns it as stored."""
+        with self._db.transaction():
+            row = m.Dealer.create(**_columns(d, frozenset(DealerInput.__dataclass_fields__)))
+        return _record(m.Dealer.get_by_id(row.id))
+
+    @staticmethod
+    def get(dealer_id: str) -> DealerRecord:
+        row = m.Dealer.get_or_none(m.Dealer.id == dealer_id)
+        if row is None:
+            raise _not_found()
+        return _record(row)
+
+    @staticmethod
+    def page(size: int, token: str) -> PageResult[DealerRecord]:
+        """Dealers by name (then id), `size` at a time, after the page `token` ends."""
+        query = m.Dealer.select()
+        if token:
+            cursor = decode_token("dealers", token)
+            query = query.where(
+                (m.Dealer.name > cursor["n"])
+                | ((m.Dealer.name == cursor["n"]) & (m.Dealer.id > cursor["i"]))
+            )
+        rows = list(query.order_by(m.Dealer.name, m.Dealer.id).limit(size + 1))
+        more = len(rows) > size
+        rows = rows[:size]
+        next_token = encode_token("dealers", {"n": rows[-1].name, "i": rows[-1].id}) if more else ""
+        return PageResult(items=[_record(r) for r in rows], next_page_token=next_token)
+
+    def update(self, dealer_id: str, d: DealerInput, fields: frozenset[str]) -> DealerRecord:
+        """Sets the given fields of a dealer; returns it as stored (NOT_FOUND if none)."""
+        with self._db.transaction():
+            updated = (
+                m.Dealer.update(**_columns(d, fields), updated_at=m.utcnow())
+                .where(m.Dealer.id == dealer_id)
+                .execute()
+            )
+        if not updated:
+            raise _not_found()
+        return self.get(dealer_id)

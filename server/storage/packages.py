@@ -1,0 +1,232 @@
+"""Routing reads and the routing decision's writes: dealers open to routing, their packages
+today, a lead as routing sees it, and the package with its delivery (the outbox entry).
+
+Every method runs inside the caller's transaction (the pipeline's routing step), so the
+routing decision, the package, its delivery and the lead's new state commit together."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import peewee as pw
+
+from server.domain.leads import ActivityEntry, CreditResult, LeadStatus
+from server.domain.routing import RoutingDealer, RoutingLead, TcpaConsent
+from server.storage import models as m
+from server.storage.leads import append_activities
+
+DELIVERY_PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class StoredPackage:
+    package_id: str
+    delivery_id: str
+    event_id: str
+
+
+@dataclass(frozen=True)
+class PackageView:
+    package_id: str
+    lead_id: str
+    dealer_id: str
+    format: str
+    content_type: str
+    body: str
+    created_at: dt.datetime
+
+
+class PackageRepository:
+    def __init__(self, backend: str) -> None:
+        # On PostgreSQL the candidate dealers are locked, so routing serialises on them.
+        self._lock_dealers = backend == "postgresql"
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def lead(self, lead_id: str) -> RoutingLead:
+        """The lead (decrypted) with its latest credit check and its TCPA consent."""
+        row = m.Lead.get_by_id(lead_id)
+        credit = (
+            m.CreditCheck.select()
+            .where(m.CreditCheck.lead == lead_id)
+            .order_by(m.CreditCheck.created_at.desc())
+            .first()
+        )
+        tcpa = (
+            m.LeadConsent.select()
+            .where((m.LeadConsent.lead == lead_id) & (m.LeadConsent.kind == "tcpa"))
+            .first()
+        )
+        return RoutingLead(
+            lead_id=row.id,
+            created_at=row.created_at,
+            source=row.source,
+            source_dealer_id=row.source_dealer_id,
+            first_name=row.first_name,
+            last_name=row.last_name,
+            email=row.email_normalized,
+            phone_e164=row.phone_e164,
+            street=row.street,
+            street2=row.street2,
+            city=row.city,
+            state=row.state,
+            zip_code=row.zip_code,
+            vehicle_year=row.vehicle_year,
+            vehicle_make=row.vehicle_make,
+            vehicle_model=row.vehicle_model,
+            vehicle_trim=row.vehicle_trim,
+            vehicle_vin=row.vehicle_vin,
+            vehicle_price_cents=row.vehicle_price_cents,
+            down_payment_cents=row.down_payment_cents,
+            monthly_income_cents=int(row.monthly_income_cents),
+            months_employed=row.months_employed,
+            months_at_address=row.months_at_address,
+            credit=CreditResult(
+                decision=credit.decision,
+                source=credit.source,
+                tier=credit.tier,
+                score_band=credit.score_band,
+                max_payment_cents=credit.max_payment_cents,
+                max_amount_cents=credit.max_amount_cents,
+                reference_id=credit.reference_id,
+                checked_at=credit.created_at,
+            )
+            if credit
+            else None,
+            tcpa=TcpaConsent(
+                granted=tcpa.granted,
+                consented_at=tcpa.consented_at,
+                certificate_id=tcpa.certificate_id,
+                page_url=tcpa.page_url,
+            )
+            if tcpa
+            else None,
+        )
+
+    def source_dealer(self, dealer_id: str) -> RoutingDealer | None:
+        """The dealer that sent the lead, if it is active and has an endpoint."""
+        row = m.Dealer.get_or_none(
+            (m.Dealer.id == dealer_id)
+            & (m.Dealer.active == True)  # noqa: E712
+            & (m.Dealer.endpoint_url != "")
+        )
+        return _dealer(row) if row else None
+
+    def open_dealers(self) -> list[RoutingDealer]:
+        """Every active dealer with an endpoint; on PostgreSQL locked (in id order) until the
+        caller's transaction ends, which serialises concurrent routing so daily caps hold
+        exactly."""
+        query = m.Dealer.select().where((m.Dealer.active == True) & (m.Dealer.endpoint_url != ""))  # noqa: E712
+        if self._lock_dealers:
+            query = query.order_by(m.Dealer.id).for_update()
+        return [_dealer(r) for r in query]
+
+    def packages_since(self, dealer_ids: list[str], since: dt.datetime) -> dict[str, int]:
+        """How many packages each dealer got since `since` (dealers with none are left out)."""
+        if not dealer_ids:
+            return {}
+        counts: Any = (
+            m.LeadPackage.select(m.LeadPackage.dealer, pw.fn.COUNT(pw.SQL("*")))
+            .where(m.LeadPackage.dealer.in_(dealer_ids) & (m.LeadPackage.created_at >= since))
+            .group_by(m.LeadPackage.dealer)
+            .tuples()
+        )
+        return {str(k): int(n) for k, n in counts}
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def hold(
+        self, lead_id: str, score: int, activities: list[ActivityEntry], now: dt.datetime
+    ) -> None:
+        """A lead held for review: its score and the activity entries saying so."""
+        append_activities(lead_id, activities, at=now)
+        m.Lead.update(score=score, updated_at=now).where(m.Lead.id == lead_id).execute()
+
+    def close_unrouted(
+        self,
+        lead_id: str,
+        status: LeadStatus,
+        score: int,
+        activities: list[ActivityEntry],
+        now: dt.datetime,
+    ) -> None:
+        """A lead no dealer takes: its new status, its score and the activity entries."""
+        m.Lead.update(status=status.value, score=score, updated_at=now).where(
+            m.Lead.id == lead_id
+        ).execute()
+        append_activities(lead_id, activities, at=now)
+
+    def store_package(
+        self,
+        lead_id: str,
+        dealer_id: str,
+        *,
+        fmt: str,
+        content_type: str,
+        body: bytes,
+        score: int,
+        now: dt.datetime,
+    ) -> StoredPackage:
+        """The package, its pending delivery (the outbox entry) and the lead, now packaged."""
+        package = m.LeadPackage.create(
+            lead=lead_id,
+            dealer=dealer_id,
+            format=fmt,
+            content_type=content_type,
+            body=body.decode(),
+            created_at=now,
+        )
+        delivery = m.Delivery.create(
+            event_id=uuid.uuid4().hex,
+            package=package.id,
+            lead=lead_id,
+            dealer=dealer_id,
+            state=DELIVERY_PENDING,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        m.Lead.update(
+            status=LeadStatus.PACKAGED.value,
+            dealer=dealer_id,
+            delivery_state=DELIVERY_PENDING,
+            score=score,
+            updated_at=now,
+        ).where(m.Lead.id == lead_id).execute()
+        return StoredPackage(package.id, delivery.id, delivery.event_id)
+
+    def add_activities(
+        self, lead_id: str, activities: list[ActivityEntry], now: dt.datetime
+    ) -> None:
+        append_activities(lead_id, activities, at=now)
+
+    @staticmethod
+    def for_lead(lead_id: str, dealer_id: str | None = None) -> list[PackageView]:
+        """A lead's packages, newest first (only those for `dealer_id` when given), decrypted."""
+        query = m.LeadPackage.select().where(m.LeadPackage.lead == lead_id)
+        if dealer_id:
+            query = query.where(m.LeadPackage.dealer == dealer_id)
+        return [
+            PackageView(
+                p.id, p.lead_id, p.dealer_id, p.format, p.content_type, p.body, p.created_at
+            )
+            for p in query.order_by(m.LeadPackage.created_at.desc())
+        ]
+
+
+def _dealer(row: m.Dealer) -> RoutingDealer:
+    return RoutingDealer(
+        dealer_id=row.id,
+        name=row.name,
+        states=tuple(json.loads(row.states_json)),
+        zip_prefixes=tuple(json.loads(row.zip_prefixes_json)),
+        accepted_tiers=tuple(json.loads(row.accepted_tiers_json)),
+        daily_cap=row.daily_cap,
+        priority=row.priority,
+        weight=row.weight,
+        delivery_format=row.delivery_format,
+    )
