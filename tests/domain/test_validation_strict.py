@@ -11,7 +11,7 @@ from typing import Any
 import peewee as pw
 import pytest
 
-from server.agents.visitor_identifier import VisitorEventInput
+from server.domain.identity import VisitorEventInput
 from server.domain.leads import AddressInput, ConsentInput, LeadInput
 from server.domain.validation import (
     is_http_url,

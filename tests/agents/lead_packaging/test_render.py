@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from server.agents.packages import (
+from server.agents.lead_packaging.render import (
     ADF_CONTENT_TYPE,
     JSON_CONTENT_TYPE,
     JSON_SCHEMA,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.agents.visitor_identifier import (
+from server.agents.visitor_identifier.agent import (
     VisitorEventInput,
     VisitorIdentifier,
     clean_email,

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.adapters.flexpath import BreakerState, CircuitBreaker, FlexPathClient
-from server.agents.credit_check import (
+from server.agents.credit_check.agent import (
     DECISIONS,
     FALLBACK_CIRCUIT_OPEN,
     FALLBACK_NO_API_KEY,

@@ -67,7 +67,7 @@ async def test_concurrent_runs_never_package_a_lead_twice(application: Applicati
 
 
 async def test_concurrent_first_events_of_one_browser(application: Application) -> None:
-    from server.agents.visitor_identifier import VisitorEventInput
+    from server.agents.visitor_identifier.agent import VisitorEventInput
 
     events = [
         VisitorEventInput(anonymous_id="anon-race", event_type=t, email="race.me@example.com")
@@ -82,7 +82,7 @@ async def test_concurrent_first_events_of_one_browser(application: Application) 
 async def test_concurrent_visitors_identifying_as_one_person_share_an_identity(
     application: Application,
 ) -> None:
-    from server.agents.visitor_identifier import VisitorEventInput
+    from server.agents.visitor_identifier.agent import VisitorEventInput
 
     events = [
         VisitorEventInput(

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from server.agents.lead_packaging import LeadPackaging
+from server.agents.lead_packaging.agent import LeadPackaging
 from server.app import Application
 from server.domain.leads import LeadStatus
 from server.domain.scoring import ScoringFacts, score_lead

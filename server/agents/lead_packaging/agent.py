@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from server.agents import packages
+from server.agents.lead_packaging import render as packages
 from server.domain.leads import ActivityEntry, AgentName, LeadStatus
 from server.domain.routing import (
     RoutingDealer,
