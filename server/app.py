@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from server.adapters.dealer_crm import DealerCrmClient
 from server.adapters.flexpath import FlexPathClient
 from server.agents.credit_check import CreditCheckAgent
-from server.agents.dealer_delivery import DeliveryWorker
 from server.agents.lead_packaging import LeadPackaging
 from server.agents.orchestrator import Orchestrator
 from server.agents.visitor_identifier import VisitorIdentifier
+from server.outbox.dealer_delivery import dealer_delivery_worker
+from server.outbox.worker import OutboxWorker
 from server.services.auth import ApiKeyService
 from server.services.dealer_webhook import DealerWebhookService
 from server.services.dealers import DealerService
@@ -24,7 +25,7 @@ from server.services.stats import StatsService
 from server.settings import VERSION, Settings
 from server.storage.crypto import FieldCipher, configure_cipher, load_or_create_key_file
 from server.storage.db import Database, open_database
-from server.storage.deliveries import DeliveryRepository
+from server.storage.deliveries import DeliveryRepository, DueDelivery
 from server.storage.leads import LeadRepository
 from server.storage.migrate import apply_migrations
 from server.storage.pipeline import PipelineRepository
@@ -44,7 +45,7 @@ class Application:
     orchestrator: Orchestrator
     dealer_webhook: DealerWebhookService
     credit: CreditCheckAgent
-    delivery_worker: DeliveryWorker
+    delivery_worker: OutboxWorker[DueDelivery]
     deliveries: DeliveryRepository
     crm: DealerCrmClient
 
@@ -185,9 +186,8 @@ def build_application(settings: Settings) -> Application:
         timeout_seconds=settings.delivery_timeout_seconds,
         max_connections=max(100, settings.delivery_concurrency),
     )
-    worker = DeliveryWorker(
+    worker = dealer_delivery_worker(
         db,
-        delivery_repo,
         crm,
         max_attempts=settings.delivery_max_attempts,
         backoff_base_seconds=settings.delivery_backoff_base_seconds,

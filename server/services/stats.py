@@ -6,10 +6,11 @@ import datetime as dt
 import enum
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from server.agents.credit_check import CreditCheckAgent
-from server.agents.dealer_delivery import DeliveryWorker
 from server.domain.leads import AgentName
+from server.outbox.worker import OutboxWorker
 from server.storage.db import Database
 from server.storage.stats import StatsRepository
 
@@ -99,7 +100,7 @@ class StatsService:
         db: Database,
         version: str,
         credit: CreditCheckAgent | None = None,
-        delivery: DeliveryWorker | None = None,
+        delivery: OutboxWorker[Any] | None = None,
     ) -> None:
         self._db = db
         self._figures = StatsRepository(db)

@@ -1,11 +1,13 @@
 """Dealer delivery outbox: claim due deliveries under a lease, record attempts, redeliver.
 
-Claiming sets `locked_by`/`locked_until` in a transaction (`FOR UPDATE SKIP LOCKED` on
-PostgreSQL, so workers in several processes take disjoint rows; SQLite serialises writers).
-A worker that dies leaves a lease that expires, and the delivery is claimed again: delivery is
-at least once, with the same event id on every attempt. Results are only recorded by the
-lease holder. A claim can be capped per dealer, so one dealer's backlog never takes every slot
-of a worker.
+The lease rules are the generic outbox's (`server.storage.outbox`): claiming sets
+`locked_by`/`locked_until` in a transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so workers
+in several processes take disjoint rows; SQLite serialises writers). A worker that dies leaves a
+lease that expires, and the delivery is claimed again: delivery is at least once, with the same
+event id on every attempt. Results are only recorded by the lease holder. A claim is capped per
+dealer (the table's partition), so one dealer's backlog never takes every slot of a worker; only
+active dealers' deliveries are due. What is dealer-specific stays here: the package and secret
+read (and decrypted) with a claim, the attempt log, the lead's delivery state and activity.
 
 Package bodies (and the dealer's replies, which may echo them) are encrypted at rest; a claim
 decrypts the package only to send it. A package that no configured data key decrypts is
@@ -20,18 +22,16 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import peewee as pw
-
 from server.domain.leads import AgentName, LeadStatus
 from server.errors import FailedPreconditionError, NotFoundError
 from server.storage import models as m
 from server.storage.crypto import UndecryptableError
 from server.storage.db import Database
 from server.storage.leads import append_activities
+from server.storage.outbox import DUE_STATES, OutboxTable, lease_due, settle
 
 log = logging.getLogger("ccl.delivery")
 A = AgentName.LEAD_PACKAGING
-DUE_STATES = ("pending", "retrying")
 # Lead statuses that delivery moves; a dealer-reported status (sold, ...) is never overwritten.
 _DELIVERY_STATUSES = [
     LeadStatus.PACKAGED.value,
@@ -68,28 +68,7 @@ class DeliveryView:
     attempt_log: list[tuple[dt.datetime, int, str, int]]
 
 
-def _within_dealer_allowance(
-    due: pw.Expression, per_dealer: int, busy: Mapping[str, int]
-) -> pw.Select:
-    """The ids of due deliveries that rank, oldest first within their dealer, inside what the
-    dealer may still have in flight (`per_dealer` minus its deliveries already `busy`)."""
-    rank = (
-        pw.fn.ROW_NUMBER()
-        .over(
-            partition_by=[m.Delivery.dealer],
-            order_by=[m.Delivery.next_attempt_at, m.Delivery.id],
-        )
-        .alias("dealer_rank")
-    )
-    ranked = m.Delivery.select(m.Delivery.id, m.Delivery.dealer, rank).where(due).alias("ranked")
-    allowance: pw.Node = pw.Value(per_dealer)
-    if busy:
-        allowance = pw.Case(
-            ranked.c.dealer_id,
-            [(dealer_id, per_dealer - count) for dealer_id, count in busy.items()],
-            per_dealer,
-        )
-    return pw.Select([ranked], [ranked.c.id]).where(ranked.c.dealer_rank <= allowance)
+DELIVERIES = OutboxTable(m.Delivery, partition=m.Delivery.dealer)
 
 
 class DeliveryRepository:
@@ -116,28 +95,19 @@ class DeliveryRepository:
             # A deactivated dealer receives nothing: its deliveries wait (and go out if it is
             # activated again, or can be redelivered elsewhere by routing anew).
             active_dealers = m.Dealer.select(m.Dealer.id).where(m.Dealer.active == True)  # noqa: E712
-            due = (
-                m.Delivery.state.in_(DUE_STATES)
-                & (m.Delivery.next_attempt_at <= now)
-                & (m.Delivery.locked_until.is_null() | (m.Delivery.locked_until < now))
-                & m.Delivery.dealer.in_(active_dealers)
+            ids = lease_due(
+                DELIVERIES,
+                backend=self._db.backend,
+                worker_id=worker_id,
+                now=now,
+                lease=lease,
+                limit=limit,
+                also=m.Delivery.dealer.in_(active_dealers),
+                per_partition=per_dealer,
+                busy=busy,
             )
-            if per_dealer is not None:
-                due &= m.Delivery.id.in_(_within_dealer_allowance(due, per_dealer, busy or {}))
-            query = (
-                m.Delivery.select(m.Delivery.id)
-                .where(due)
-                .order_by(m.Delivery.next_attempt_at)
-                .limit(limit)
-            )
-            if self._db.backend == "postgresql":
-                query = query.for_update(skip_locked=True)
-            ids = [row.id for row in query]
             if not ids:
                 return []
-            m.Delivery.update(locked_by=worker_id, locked_until=now + lease).where(
-                m.Delivery.id.in_(ids)
-            ).execute()
             # Encrypted columns come raw and are decrypted row by row, so that one package no
             # configured key decrypts is set aside instead of failing the whole batch.
             rows = (
@@ -193,22 +163,17 @@ class DeliveryRepository:
     ) -> bool:
         """Records one attempt's result; False when the lease was lost (someone else owns it)."""
         with self._db.transaction():
-            updated = (
-                m.Delivery.update(
-                    state=state,
-                    attempts=m.Delivery.attempts + 1,
-                    last_status_code=status_code,
-                    last_error=error,
-                    next_attempt_at=next_attempt_at or now,
-                    delivered_at=now if state == "delivered" else None,
-                    locked_by="",
-                    locked_until=None,
-                    updated_at=now,
-                )
-                .where((m.Delivery.id == due.delivery_id) & (m.Delivery.locked_by == worker_id))
-                .execute()
-            )
-            if not updated:
+            if not settle(
+                DELIVERIES,
+                due.delivery_id,
+                worker_id,
+                state=state,
+                last_status_code=status_code,
+                last_error=error,
+                next_attempt_at=next_attempt_at or now,
+                delivered_at=now if state == "delivered" else None,
+                updated_at=now,
+            ):
                 return False
             m.DeliveryAttempt.create(
                 delivery=due.delivery_id,

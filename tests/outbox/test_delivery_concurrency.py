@@ -19,11 +19,12 @@ import httpx
 import pytest
 
 from server.adapters.dealer_crm import EVENT_ID_HEADER, DealerCrmClient
-from server.agents.dealer_delivery import DeliveryWorker
 from server.agents.lead_packaging import LeadPackaging
 from server.app import Application
+from server.outbox.dealer_delivery import dealer_delivery_worker
+from server.outbox.worker import OutboxWorker
 from server.storage import models as m
-from server.storage.deliveries import DeliveryRepository
+from server.storage.deliveries import DeliveryRepository, DueDelivery
 from support.builders import credit_checked_lead, dealer
 
 SECRET = "concurrency-test-secret-0123456789"
@@ -60,10 +61,9 @@ class FakeCrms(httpx.AsyncBaseTransport):
 
 def make_worker(
     application: Application, crms: FakeCrms, concurrency: int, per_dealer: int | None = None
-) -> DeliveryWorker:
-    return DeliveryWorker(
+) -> OutboxWorker[DueDelivery]:
+    return dealer_delivery_worker(
         application.db,
-        DeliveryRepository(application.db),
         DealerCrmClient(timeout_seconds=GUARD_SECONDS, transport=crms),
         max_attempts=3,
         backoff_base_seconds=0.01,
@@ -115,7 +115,7 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def running(worker: DeliveryWorker, crms: FakeCrms) -> AsyncIterator[Running]:
+async def running(worker: OutboxWorker[DueDelivery], crms: FakeCrms) -> AsyncIterator[Running]:
     """Runs `worker` for the block; then releases any hanging endpoint and stops it, so a
     failed assertion never leaves a worker behind to claim the next test's deliveries."""
     stop = asyncio.Event()
@@ -126,7 +126,7 @@ async def running(worker: DeliveryWorker, crms: FakeCrms) -> AsyncIterator[Runni
         crms.release.set()
         run.stop.set()
         await asyncio.wait_for(run.task, GUARD_SECONDS)
-        await worker._client.aclose()
+        await worker._handler._client.aclose()
 
 
 def each_once(crms: FakeCrms, count: int) -> bool:

@@ -1,5 +1,6 @@
-"""The delivery outbox worker against a fake dealer CRM over loopback (SQLite and PostgreSQL):
-retries, timeouts, rejection, dead-lettering, redelivery, and leases between workers."""
+"""The outbox worker with the dealer delivery handler against a fake dealer CRM over loopback
+(SQLite and PostgreSQL): retries, timeouts, rejection, dead-lettering, redelivery, and leases
+between workers."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from collections.abc import Iterator
 import pytest
 
 from server.adapters.dealer_crm import DealerCrmClient, Outcome, classify, sign
-from server.agents.dealer_delivery import DeliveryWorker
 from server.agents.lead_packaging import LeadPackaging
 from server.app import Application
+from server.outbox.dealer_delivery import dealer_delivery_worker
+from server.outbox.worker import OutboxWorker
 from server.storage import models as m
-from server.storage.deliveries import DeliveryRepository
+from server.storage.deliveries import DeliveryRepository, DueDelivery
 from support.builders import credit_checked_lead, dealer
 from support.fake_crm import FakeCrm, running
 
@@ -23,10 +25,9 @@ SECRET = "worker-test-secret-0123456789"
 
 def make_worker(
     application: Application, *, max_attempts: int = 3, timeout: float = 2.0
-) -> DeliveryWorker:
-    return DeliveryWorker(
+) -> OutboxWorker[DueDelivery]:
+    return dealer_delivery_worker(
         application.db,
-        DeliveryRepository(application.db),
         DealerCrmClient(timeout_seconds=timeout),
         max_attempts=max_attempts,
         backoff_base_seconds=0.01,
@@ -52,7 +53,7 @@ def packaged_lead(application: Application, url: str) -> tuple[str, str]:
     return lead_id, result.delivery_id
 
 
-async def drain(worker: DeliveryWorker, rounds: int = 50) -> None:
+async def drain(worker: OutboxWorker[DueDelivery], rounds: int = 50) -> None:
     for _ in range(rounds):
         if not await worker.run_once():
             await asyncio.sleep(0.03)
@@ -82,7 +83,7 @@ async def test_retries_through_500s_then_delivers_once(application: Application,
     delivery = m.Delivery.get_by_id(delivery_id)
     assert delivery.state == "delivered" and delivery.attempts == 3
     assert m.Lead.get_by_id(lead_id).status == "delivered"
-    await worker._client.aclose()
+    await worker._handler._client.aclose()
 
 
 async def test_client_error_is_rejected_without_retry(application: Application, crm) -> None:  # type: ignore[no-untyped-def]
@@ -95,7 +96,7 @@ async def test_client_error_is_rejected_without_retry(application: Application, 
     delivery = m.Delivery.get_by_id(delivery_id)
     assert delivery.state == "rejected" and "HTTP 400" in delivery.last_error
     assert m.Lead.get_by_id(lead_id).status == "delivery_failed"
-    await worker._client.aclose()
+    await worker._handler._client.aclose()
 
 
 async def test_timeouts_are_retried_then_dead_lettered(application: Application, crm) -> None:  # type: ignore[no-untyped-def]
@@ -114,7 +115,7 @@ async def test_timeouts_are_retried_then_dead_lettered(application: Application,
     fake.delay = 0
     await drain(worker, rounds=20)
     assert m.Delivery.get_by_id(delivery_id).state == "delivered"
-    await worker._client.aclose()
+    await worker._handler._client.aclose()
 
 
 def test_a_claimed_delivery_is_not_claimed_again_until_its_lease_ends(
