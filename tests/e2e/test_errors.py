@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from ccl.lead.v1 import lead_service_pb2, lead_service_pb2_grpc
-from server.agents import orchestrator
+from server.agents.orchestrator import agent as orchestrator
 from support.data import example_message
 from support.rpc import auth, rich_error
 from support.stack import EnvoyProcess, ServerThread
