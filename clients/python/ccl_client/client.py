@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
 from ccl.agent.v1 import agent_service_pb2_grpc
 from ccl.campaign.v1 import campaign_service_pb2_grpc
 from ccl.chat.v1 import chat_service_pb2_grpc
-from ccl.lead.v1 import lead_service_pb2_grpc
+from ccl.dealer.v1 import dealer_service_pb2_grpc
+from ccl.lead.v1 import lead_service_pb2, lead_service_pb2_grpc
+from ccl_client.errors import typed
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
@@ -99,8 +102,60 @@ class _AuthAndDeadline(
         return continuation(self._details(details, None), request_iterator)
 
 
+class _TypedCall:
+    """A stub's method whose failures raise typed errors (`ccl_client.errors`): calling it, and
+    `with_call`. (`future` and streamed responses are plain gRPC.)"""
+
+    def __init__(self, method: Any, prepare: Callable[[Any], Any] | None = None) -> None:
+        self._method = method
+        self._prepare = prepare
+
+    def __call__(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._invoke(self._method, request, *args, **kwargs)
+
+    def with_call(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._invoke(self._method.with_call, request, *args, **kwargs)
+
+    def _invoke(self, call: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._prepare is not None:
+            request = self._prepare(request)
+        try:
+            return call(request, *args, **kwargs)
+        except grpc.RpcError as e:
+            raise typed(e) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._method, name)
+
+
+class _TypedStub:
+    """A generated stub whose unary methods raise typed errors."""
+
+    def __init__(self, stub: Any, prepare: dict[str, Callable[[Any], Any]] | None = None) -> None:
+        self._stub = stub
+        self._prepare = prepare or {}
+
+    def __getattr__(self, name: str) -> Any:
+        return _TypedCall(getattr(self._stub, name), self._prepare.get(name))
+
+
+def _with_idempotency_key(
+    request: lead_service_pb2.ProcessLeadRequest,
+) -> lead_service_pb2.ProcessLeadRequest:
+    """A ProcessLead request without an idempotency key gets a fresh one, so that the client's
+    own retries (UNAVAILABLE) can never create the lead twice."""
+    if request.idempotency_key:
+        return request
+    keyed = lead_service_pb2.ProcessLeadRequest()
+    keyed.CopyFrom(request)
+    keyed.idempotency_key = f"client-{uuid.uuid4()}"
+    return keyed
+
+
 class CclClient:
-    """Typed stubs for the four services over one channel (plaintext or TLS)."""
+    """Typed stubs for the five services over one channel (plaintext or TLS). Failed calls raise
+    `ccl_client.errors.CclError` subclasses carrying the reason and each field violation;
+    `ProcessLead` requests get an idempotency key when they have none."""
 
     def __init__(
         self,
@@ -124,10 +179,29 @@ class CclClient:
         )
         self._base = base
         self.channel = grpc.intercept_channel(base, _AuthAndDeadline(api_key, timeout))
-        self.leads = lead_service_pb2_grpc.LeadServiceStub(self.channel)
-        self.campaigns = campaign_service_pb2_grpc.CampaignServiceStub(self.channel)
-        self.agents = agent_service_pb2_grpc.AgentServiceStub(self.channel)
-        self.chat = chat_service_pb2_grpc.ChatServiceStub(self.channel)
+        self.leads = cast(
+            lead_service_pb2_grpc.LeadServiceStub,
+            _TypedStub(
+                lead_service_pb2_grpc.LeadServiceStub(self.channel),
+                {"ProcessLead": _with_idempotency_key},
+            ),
+        )
+        self.dealers = cast(
+            dealer_service_pb2_grpc.DealerServiceStub,
+            _TypedStub(dealer_service_pb2_grpc.DealerServiceStub(self.channel)),
+        )
+        self.campaigns = cast(
+            campaign_service_pb2_grpc.CampaignServiceStub,
+            _TypedStub(campaign_service_pb2_grpc.CampaignServiceStub(self.channel)),
+        )
+        self.agents = cast(
+            agent_service_pb2_grpc.AgentServiceStub,
+            _TypedStub(agent_service_pb2_grpc.AgentServiceStub(self.channel)),
+        )
+        self.chat = cast(
+            chat_service_pb2_grpc.ChatServiceStub,
+            _TypedStub(chat_service_pb2_grpc.ChatServiceStub(self.channel)),
+        )
 
     def close(self) -> None:
         self._base.close()
