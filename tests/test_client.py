@@ -12,6 +12,7 @@ from ccl.agent.v1 import agent_service_pb2 as agent_pb
 from ccl.dealer.v1 import dealer_service_pb2 as dealer_pb
 from ccl.lead.v1 import lead_service_pb2 as lead_pb
 from ccl_client import CclClient, errors
+from ccl_client.aio import AsyncCclClient
 from support.data import example_message
 from support.stack import EnvoyProcess, ServerThread
 
@@ -142,3 +143,16 @@ def test_the_dealer_service_is_served(target: str, admin_key: str) -> None:
         )
         got = ccl.dealers.GetDealer(dealer_pb.GetDealerRequest(dealer_id=created.dealer.dealer_id))
     assert got.dealer.name == name and list(got.dealer.states) == ["IL"]
+
+
+async def test_the_async_client(target: str, admin_key: str) -> None:
+    async with AsyncCclClient(target, api_key=admin_key) as ccl:
+        created = await ccl.leads.ProcessLead(example_message(None, email="async@example.com"))
+        got = await ccl.leads.GetLead(lead_pb.GetLeadRequest(lead_id=created.lead.lead_id))
+        assert got.lead.lead_id == created.lead.lead_id
+        with pytest.raises(errors.InvalidArgument) as e:
+            await ccl.leads.ProcessLead(example_message(None, email="not-an-email"))
+        assert "lead.email" in {v.field for v in e.value.violations}
+    async with AsyncCclClient(target) as anonymous:
+        with pytest.raises(errors.Unauthenticated):
+            await anonymous.agents.GetSystemStats(agent_pb.GetSystemStatsRequest())

@@ -36,6 +36,16 @@ _RETRY_SERVICE_CONFIG = json.dumps(
 )
 
 
+def channel_options(extra: list[tuple[str, Any]] | None = None) -> list[tuple[str, Any]]:
+    """Retries on UNAVAILABLE (gRPC's service config) and keepalive, then the caller's own."""
+    return [
+        ("grpc.service_config", _RETRY_SERVICE_CONFIG),
+        ("grpc.enable_retries", 1),
+        ("grpc.keepalive_time_ms", 30_000),
+        *(extra or []),
+    ]
+
+
 class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
     def __init__(
         self,
@@ -139,7 +149,7 @@ class _TypedStub:
         return _TypedCall(getattr(self._stub, name), self._prepare.get(name))
 
 
-def _with_idempotency_key(
+def with_idempotency_key(
     request: lead_service_pb2.ProcessLeadRequest,
 ) -> lead_service_pb2.ProcessLeadRequest:
     """A ProcessLead request without an idempotency key gets a fresh one, so that the client's
@@ -166,16 +176,11 @@ class CclClient:
         credentials: grpc.ChannelCredentials | None = None,
         options: list[tuple[str, Any]] | None = None,
     ) -> None:
-        channel_options = [
-            ("grpc.service_config", _RETRY_SERVICE_CONFIG),
-            ("grpc.enable_retries", 1),
-            ("grpc.keepalive_time_ms", 30_000),
-            *(options or []),
-        ]
+        opts = channel_options(options)
         base = (
-            grpc.secure_channel(target, credentials, channel_options)
+            grpc.secure_channel(target, credentials, opts)
             if credentials is not None
-            else grpc.insecure_channel(target, channel_options)
+            else grpc.insecure_channel(target, opts)
         )
         self._base = base
         self.channel = grpc.intercept_channel(base, _AuthAndDeadline(api_key, timeout))
@@ -183,7 +188,7 @@ class CclClient:
             lead_service_pb2_grpc.LeadServiceStub,
             _TypedStub(
                 lead_service_pb2_grpc.LeadServiceStub(self.channel),
-                {"ProcessLead": _with_idempotency_key},
+                {"ProcessLead": with_idempotency_key},
             ),
         )
         self.dealers = cast(
