@@ -119,6 +119,19 @@ def cmd_dealers_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dealers_rotate_secret(args: argparse.Namespace) -> int:
+    secret = _with_app(
+        lambda app: asyncio.run(app.dealers.rotate_secret(args.dealer_id, args.overlap_hours))
+    )
+    print(secret)
+    print(
+        f"new signing secret (shown once; store it now). The previous one keeps signing and"
+        f" verifying for {args.overlap_hours:g} hour(s).",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_dealers_list(args: argparse.Namespace) -> int:
     page = _with_app(lambda app: asyncio.run(app.dealers.list_dealers(500, "")))
     for d in page.items:
@@ -220,7 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight", type=int, default=1, help="share within its priority (1-100)")
     p.add_argument("--endpoint", default="", help="URL packages are POSTed to")
     p.add_argument("--format", default="json", choices=["json", "adf"])
-    p.add_argument("--secret", default="", help="signing secret (generated when omitted)")
+    p.add_argument(
+        "--secret",
+        default="",
+        help="signing secret, whsec_<base64 of 24-64 random bytes> (generated when omitted)",
+    )
     p.set_defaults(fn=cmd_dealers_create)
     p = dealers.add_parser("list", help="list dealers")
     p.set_defaults(fn=cmd_dealers_list)
@@ -234,6 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint")
     p.add_argument("--active", action=argparse.BooleanOptionalAction, default=None)
     p.set_defaults(fn=cmd_dealers_update)
+    p = dealers.add_parser(
+        "rotate-secret",
+        help="give a dealer a new signing secret (prints it once); the old one keeps working"
+        " for the overlap",
+    )
+    p.add_argument("dealer_id")
+    p.add_argument(
+        "--overlap-hours",
+        type=float,
+        default=24.0,
+        help="hours both secrets sign deliveries and verify webhooks (default 24; 0: none)",
+    )
+    p.set_defaults(fn=cmd_dealers_rotate_secret)
 
     deliveries = sub.add_parser("deliveries", help="dealer deliveries").add_subparsers(
         dest="deliveries_command", required=True
@@ -247,7 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="keys_command", required=True
     )
     p = keys.add_parser("create", help="create a key and print it once")
-    p.add_argument("--role", required=True, help="admin, service, dealer, ops or agent")
+    p.add_argument(
+        "--role",
+        required=True,
+        help="admin, service, dealer, ops, agent or intake (submit-only, for the website)",
+    )
     p.add_argument("--dealer", default=None, help="the dealer id (dealer keys only)")
     p.add_argument("--name", default="", help="a label for the key")
     p.set_defaults(fn=cmd_keys_create)

@@ -1,10 +1,19 @@
 """Dealer CRM delivery: one signed HTTP POST of a lead package, classified for the outbox.
 
-Every attempt carries:
-- `X-CCL-Timestamp`: Unix seconds when the attempt was signed;
-- `X-CCL-Signature`: `sha256=` + hex HMAC-SHA256(dealer secret, timestamp + "." + body);
-- `X-CCL-Event-Id` and `Idempotency-Key`: the delivery's event id, the same on every retry, so
-  a dealer that saw an attempt whose answer was lost can drop the repeat.
+Every attempt is signed by the Standard Webhooks scheme (https://www.standardwebhooks.com/),
+with its reference library (`standardwebhooks`), so a dealer verifies it with
+`standardwebhooks.Webhook(secret).verify(body, headers)`:
+- `webhook-id`: the delivery's event id, the same on every retry (the dealer's de-duplication
+  key, covered by the signature); also sent as `Idempotency-Key`;
+- `webhook-timestamp`: Unix seconds when the attempt was signed;
+- `webhook-signature`: `v1,<base64 HMAC-SHA256(key, id + "." + timestamp + "." + body)>`, the
+  key being the bytes of the dealer's `whsec_<base64>` secret. While a secret rotates, one
+  signature per secret, space-separated (the new one first): a receiver holding either verifies.
+
+Deprecated, sent during a transition window so that receivers written for it keep working:
+`X-CCL-Timestamp` (the same timestamp), `X-CCL-Signature` (`sha256=` + hex HMAC-SHA256(key,
+timestamp + "." + body), with the current secret's key: for a secret stored before `whsec_`
+secrets, its text) and `X-CCL-Event-Id`.
 
 Outcomes: 2xx delivered; 408, 429, 5xx, timeouts and connection errors retryable; any other
 4xx rejected for good (recorded with the answer).
@@ -16,16 +25,24 @@ body with every URL in it redacted (`server.redact`).
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import hashlib
 import hmac
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
+from standardwebhooks import Webhook
 
+from server.domain.dealers import signing_key
 from server.redact import redact_urls
 
+WEBHOOK_ID_HEADER = "webhook-id"
+WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp"
+WEBHOOK_SIGNATURE_HEADER = "webhook-signature"
+# Deprecated (see above).
 SIGNATURE_HEADER = "X-CCL-Signature"
 TIMESTAMP_HEADER = "X-CCL-Timestamp"
 EVENT_ID_HEADER = "X-CCL-Event-Id"
@@ -33,10 +50,22 @@ USER_AGENT = "CCL-Lead-Platform/1 (+dealer-delivery)"
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """`sha256=<hex>` of HMAC-SHA256(secret, timestamp + "." + body): the scheme dealers verify,
-    and the one the inbound dealer webhook is verified with."""
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    """Deprecated `X-CCL-Signature`: `sha256=<hex>` of HMAC-SHA256(key, timestamp + "." + body),
+    the key being `signing_key(secret)`."""
+    mac = hmac.new(signing_key(secret), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
+
+
+def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """One Standard Webhooks signature (`v1,<base64>`) of `{msg_id}.{timestamp}.{body}`, by the
+    reference library. The body must be UTF-8 (packages are; `UnicodeDecodeError` otherwise)."""
+    when = dt.datetime.fromtimestamp(timestamp, tz=dt.UTC)
+    return Webhook(signing_key(secret)).sign(msg_id, when, body.decode("utf-8"))
+
+
+def standard_signatures(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` value: one signature per secret, space-separated."""
+    return " ".join(standard_signature(s, msg_id, timestamp, body) for s in secrets)
 
 
 class Outcome(enum.StrEnum):
@@ -82,15 +111,28 @@ class DealerCrmClient:
         )
 
     async def deliver(
-        self, *, url: str, body: bytes, content_type: str, secret: str, event_id: str
+        self,
+        *,
+        url: str,
+        body: bytes,
+        content_type: str,
+        secret: str,
+        event_id: str,
+        previous_secret: str = "",
     ) -> AttemptResult:
-        timestamp = str(int(time.time()))
+        """One attempt, signed with `secret` and, during a rotation, `previous_secret` too."""
+        now = int(time.time())
+        timestamp = str(now)
+        secrets = [s for s in (secret, previous_secret) if s]
         headers = {
             "Content-Type": content_type,
+            WEBHOOK_ID_HEADER: event_id,
+            WEBHOOK_TIMESTAMP_HEADER: timestamp,
+            WEBHOOK_SIGNATURE_HEADER: standard_signatures(secrets, event_id, now, body),
+            "Idempotency-Key": event_id,
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(secret, timestamp, body),
             EVENT_ID_HEADER: event_id,
-            "Idempotency-Key": event_id,
         }
         start = time.perf_counter()
         try:

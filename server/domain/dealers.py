@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import secrets
 from dataclasses import dataclass, field
 
 
@@ -39,3 +42,46 @@ class DealerRecord:
     active: bool
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+# Signing secrets follow Standard Webhooks: "whsec_" + base64 of the HMAC key's bytes.
+SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+SECRET_BYTES = 32  # what the server generates
+MIN_SECRET_BYTES = 24  # the least a caller-chosen secret may carry
+MAX_SECRET_BYTES = 64
+DEFAULT_OVERLAP_HOURS = 24
+MAX_OVERLAP_HOURS = 24 * 30
+
+
+def generate_signing_secret() -> str:
+    """A new signing secret: `whsec_` + base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def secret_problem(value: str) -> str | None:
+    """Why a caller-chosen signing secret is refused, or None when it is a valid `whsec_`
+    secret of 24 to 64 bytes that are not all the same (a "zero" key)."""
+    if not value:
+        return "must not be empty (a secret is generated; rotate it with rotate-secret)"
+    if not value.startswith(SECRET_PREFIX):
+        return f"must be {SECRET_PREFIX}<base64>, as the server generates"
+    try:
+        key = base64.b64decode(value[len(SECRET_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        return f"must be {SECRET_PREFIX} followed by standard base64"
+    if not MIN_SECRET_BYTES <= len(key) <= MAX_SECRET_BYTES:
+        return f"must carry {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} random bytes"
+    if len(set(key)) < 8:
+        return "is not random enough"
+    return None
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a signing secret: the bytes of a `whsec_` secret; for a secret stored
+    before secrets were `whsec_` (raw text), its UTF-8 bytes, the key it always signed with."""
+    if secret.startswith(SECRET_PREFIX):
+        try:
+            return base64.b64decode(secret[len(SECRET_PREFIX) :] + "==")
+        except (binascii.Error, ValueError):
+            pass
+    return secret.encode()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
@@ -28,6 +27,32 @@ class VehicleInput:
     trim: str = ""
     vin: str = ""
     price_cents: int = 0
+
+
+@dataclass
+class TradeInInput:
+    """A vehicle the applicant means to trade in; 0 and "" mean not known."""
+
+    year: int = 0
+    make: str = ""
+    model: str = ""
+    mileage: int = 0
+
+
+class PurchaseTimeframe(enum.StrEnum):
+    """When the applicant means to buy (the proto enum's names, lower case)."""
+
+    WITHIN_WEEK = "within_week"
+    WITHIN_MONTH = "within_month"
+    WITHIN_3_MONTHS = "within_3_months"
+    LATER = "later"
+
+
+class VehicleStatus(enum.StrEnum):
+    """Whether the vehicle of interest is new or used (ADF's vehicle status)."""
+
+    NEW = "new"
+    USED = "used"
 
 
 @dataclass
@@ -61,6 +86,9 @@ class LeadInput:
     employment_status: str = ""
     months_employed: int = 0
     months_at_address: int = 0
+    trade_in: TradeInInput | None = None
+    purchase_timeframe: str = ""  # a PurchaseTimeframe value; "" when not given
+    vehicle_status: str = ""  # a VehicleStatus value; "" when not given
 
 
 @dataclass(frozen=True)
@@ -83,6 +111,9 @@ class ValidLead:
     employment_status: str
     months_employed: int
     months_at_address: int
+    trade_in: TradeInInput | None = None
+    purchase_timeframe: str = ""
+    vehicle_status: str = ""
 
 
 class LeadStatus(enum.StrEnum):
@@ -217,11 +248,3 @@ class Page:
 class PageResult(Generic[T]):
     items: list[T] = field(default_factory=list)
     next_page_token: str = ""
-
-
-def redacted_for_dealer(record: LeadRecord) -> LeadRecord:
-    """What a dealer may see of a lead: not how it is linked to other records (the identity, or
-    which earlier lead it duplicates). The outcome itself (a duplicate) stays visible: a dealer
-    needs to know its lead will not be worked, and that does tell it the person applied in the
-    lookback window; it does not tell it where, when or to whom."""
-    return dataclasses.replace(record, identity_id="", duplicate_of_lead_id="")

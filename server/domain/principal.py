@@ -14,6 +14,8 @@ class Role(enum.StrEnum):
     DEALER = "dealer"
     OPS = "ops"
     AGENT = "agent"
+    # Submit-only, for the website: ProcessLead and TrackVisitorEvent, nothing else.
+    INTAKE = "intake"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from server.domain.leads import CreditResult
+from server.domain.leads import CreditResult, TradeInInput
 
 PACKAGE_FORMATS = ("adf", "json")
 
@@ -32,6 +32,9 @@ class RoutingDealer:
     priority: int
     weight: int
     delivery_format: str
+    # The dealer's contact for the package's <vendor><contact>; "" when the record has none.
+    contact_email: str = ""
+    contact_phone: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,10 @@ class RoutingLead:
     months_at_address: int
     credit: CreditResult | None  # the latest credit check
     tcpa: TcpaConsent | None
+    employment_status: str = ""
+    vehicle_status: str = ""  # "new", "used" or "" (not given)
+    purchase_timeframe: str = ""  # a PurchaseTimeframe value or "" (not given)
+    trade_in: TradeInInput | None = None
 
 
 def serves(dealer: RoutingDealer, state: str, zip_code: str, tier: str) -> bool:

@@ -21,7 +21,16 @@ from urllib.parse import urlsplit
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from server.domain.leads import AddressInput, ConsentInput, LeadInput, ValidLead, VehicleInput
+from server.domain.leads import (
+    AddressInput,
+    ConsentInput,
+    LeadInput,
+    PurchaseTimeframe,
+    TradeInInput,
+    ValidLead,
+    VehicleInput,
+    VehicleStatus,
+)
 from server.errors import FieldViolation, InvalidArgumentError
 
 US_STATES = frozenset(
@@ -33,6 +42,8 @@ _ZIP = re.compile(r"[0-9]{5}(?:-[0-9]{4})?")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _VIN = re.compile(r"[A-HJ-NPR-Z0-9]{17}")
+MIN_TRADE_IN_YEAR = 1950
+MAX_TRADE_IN_MILEAGE = 2_000_000
 _PRINTABLE_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 # C0 and C1 control characters and DEL.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -245,6 +256,13 @@ def validate_lead(
     employment = c.text("employment_status", lead.employment_status, required=False, max_len=32)
     c.int_range("months_employed", lead.months_employed, 0, 1200)
     c.int_range("months_at_address", lead.months_at_address, 0, 1200)
+    trade_in = _validate_trade_in(c, lead.trade_in, today)
+    timeframe = lead.purchase_timeframe.strip().lower()
+    if timeframe and timeframe not in set(PurchaseTimeframe):
+        c.add("purchase_timeframe", f"must be one of {', '.join(PurchaseTimeframe)}")
+    vehicle_status = lead.vehicle_status.strip().lower()
+    if vehicle_status and vehicle_status not in set(VehicleStatus):
+        c.add("vehicle_status", f"must be one of {', '.join(VehicleStatus)}")
 
     if c.violations:
         raise InvalidArgumentError(
@@ -269,6 +287,25 @@ def validate_lead(
         employment_status=employment,
         months_employed=lead.months_employed,
         months_at_address=lead.months_at_address,
+        trade_in=trade_in,
+        purchase_timeframe=timeframe,
+        vehicle_status=vehicle_status,
+    )
+
+
+def _validate_trade_in(
+    c: Collector, trade_in: TradeInInput | None, today: dt.date
+) -> TradeInInput | None:
+    if trade_in is None:
+        return None
+    if trade_in.year != 0:
+        c.int_range("trade_in.year", trade_in.year, MIN_TRADE_IN_YEAR, today.year + 1)
+    c.int_range("trade_in.mileage", trade_in.mileage, 0, MAX_TRADE_IN_MILEAGE)
+    return TradeInInput(
+        year=trade_in.year,
+        make=c.text("trade_in.make", trade_in.make, required=True, max_len=64),
+        model=c.text("trade_in.model", trade_in.model, required=False, max_len=64),
+        mileage=trade_in.mileage,
     )
 
 

@@ -1,6 +1,7 @@
 """Dealer delivery, the outbox's first kind of work: a package POSTed to a dealer's CRM.
 
-The handler signs and POSTs the package through `server.adapters.dealer_crm` and maps its
+The handler signs (Standard Webhooks; during a secret rotation with the dealer's current and
+previous secrets) and POSTs the package through `server.adapters.dealer_crm` and maps its
 answer to an `Outcome`: 2xx delivered; a 4xx other than 408/429 (or an endpoint URL that cannot
 be used) rejected for good; 408, 429, 5xx, timeouts and connection errors retried. The event id
 is the same on every attempt, so a dealer can drop a repeat.
@@ -41,6 +42,7 @@ class DealerDeliveryHandler:
             content_type=due.content_type,
             secret=due.secret,
             event_id=due.event_id,
+            previous_secret=due.previous_secret,
         )
         if result.outcome is HttpOutcome.DELIVERED:
             return Outcome.delivered(result)

@@ -1,9 +1,17 @@
 """Inbound dealer CRM webhook: verified, then one result per event.
 
-A request is accepted only when (1) it carries the dealer's API key, (2) `x-ccl-timestamp` is
-within the tolerance of now (replays of old captures fail), and (3) `x-ccl-signature` equals
-`sha256=` + hex HMAC-SHA256(dealer signing secret, timestamp + "." + raw body). Then each event
-is handled on its own, idempotent by (dealer, event id):
+A request is accepted only when (1) it carries the dealer's API key and (2) it is signed by the
+Standard Webhooks scheme with the dealer's signing secret, as the `standardwebhooks` library
+signs: `webhook-id`, `webhook-timestamp` (Unix seconds, within the tolerance of now: replays of
+old captures fail) and `webhook-signature` holding, among its space-separated `v1,<base64>`
+signatures, the HMAC-SHA256 of `{id}.{timestamp}.{raw body}` by the current secret or, during a
+rotation's overlap, the previous one (signatures are computed with the library's `sign`, and
+compared in constant time).
+
+Deprecated, accepted during a transition window when no `webhook-signature` is sent: the
+former scheme, `x-ccl-timestamp` and `x-ccl-signature` = `sha256=` + hex HMAC-SHA256(key,
+timestamp + "." + raw body), with the same secrets. Then each event is handled on its own,
+idempotent by (dealer, event id):
 
 - `{"event_id", "type": "lead", "lead": {LeadInput JSON}}`: a lead the dealer sourced, run
   through the same pipeline, attributed to the dealer;
@@ -20,17 +28,20 @@ retry of the batch answers the same.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
 
-from server.adapters.dealer_crm import sign
+from server.adapters.dealer_crm import sign, standard_signature
 from server.agents.orchestrator import Orchestrator, describe
+from server.domain.clock import utcnow
 from server.domain.lead_status import DEALER_STATUSES, TransitionOutcome
 from server.domain.leads import LeadInput, LeadOutcome
 from server.domain.principal import Principal, Role
@@ -89,30 +100,75 @@ class DealerWebhookService:
         self._clock = clock
 
     async def receive(
-        self, principal: Principal, body: bytes, timestamp: str, signature: str
+        self,
+        principal: Principal,
+        body: bytes,
+        timestamp: str = "",
+        signature: str = "",
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> list[EventResult]:
+        """`headers`: the request's headers (keys lower-cased), where the Standard Webhooks
+        ones are read; `timestamp`/`signature`: the deprecated `x-ccl-*` ones, used when no
+        `webhook-signature` is given (also read from `headers`)."""
         if principal.role is not Role.DEALER or not principal.dealer_id:
             raise PermissionDeniedError(
                 "the dealer webhook takes a dealer API key", reason="DEALER_KEY_REQUIRED"
             )
         dealer_id = principal.dealer_id
-        secret = await self._db.run(self._events_repo.signing_secret, dealer_id)
-        self._verify(secret, body, timestamp, signature)
+        secrets = await self._db.run(self._events_repo.signing_secrets, dealer_id, utcnow())
+        h = headers or {}
+        if h.get("webhook-signature"):
+            self._verify_standard(
+                secrets,
+                body,
+                h.get("webhook-id", ""),
+                h.get("webhook-timestamp", ""),
+                h.get("webhook-signature", ""),
+            )
+        else:
+            self._verify(
+                secrets,
+                body,
+                timestamp or h.get("x-ccl-timestamp", ""),
+                signature or h.get("x-ccl-signature", ""),
+            )
         events = self._events(body)
         return [await self._handle(principal, dealer_id, i, e) for i, e in enumerate(events)]
 
-    def _verify(self, secret: str, body: bytes, timestamp: str, signature: str) -> None:
+    def _check_timestamp(self, timestamp: str, header: str) -> int:
         # Unix seconds only: a bounded digit string, so no input can overflow the arithmetic.
         if (
             not _TIMESTAMP.fullmatch(timestamp)
             or abs(self._clock() - int(timestamp)) > self._tolerance
         ):
             raise UnauthenticatedError(
-                "x-ccl-timestamp is missing or too far from now", reason="TIMESTAMP_OUT_OF_RANGE"
+                f"{header} is missing or too far from now", reason="TIMESTAMP_OUT_OF_RANGE"
             )
-        expected = sign(secret, timestamp, body).encode() if secret else b""
+        return int(timestamp)
+
+    def _verify_standard(
+        self, secrets: Sequence[str], body: bytes, msg_id: str, timestamp: str, signatures: str
+    ) -> None:
+        when = self._check_timestamp(timestamp, "webhook-timestamp")
+        given = _v1_signatures(signatures)
+        try:
+            expected = [
+                base64.b64decode(standard_signature(s, msg_id, when, body).split(",", 1)[1])
+                for s in secrets
+            ]
+        except UnicodeDecodeError:
+            expected = []  # a body that is not UTF-8 cannot have been signed (nor be JSON)
+        if not msg_id or not any(hmac.compare_digest(e, g) for e in expected for g in given):
+            raise UnauthenticatedError(
+                "webhook-signature does not match the body", reason="SIGNATURE_INVALID"
+            )
+
+    def _verify(self, secrets: Sequence[str], body: bytes, timestamp: str, signature: str) -> None:
+        """The deprecated `x-ccl-signature` scheme."""
+        self._check_timestamp(timestamp, "x-ccl-timestamp")
         given = signature.encode("ascii", errors="replace")  # non-ASCII can never match
-        if not secret or not hmac.compare_digest(expected, given):
+        if not any(hmac.compare_digest(sign(s, timestamp, body).encode(), given) for s in secrets):
             raise UnauthenticatedError(
                 "x-ccl-signature does not match the body", reason="SIGNATURE_INVALID"
             )
@@ -297,6 +353,21 @@ def _echoable(result: EventResult) -> EventResult:
         reason=_NOT_TEXT.sub("\ufffd", result.reason),
         lead_id=_NOT_TEXT.sub("\ufffd", result.lead_id),
     )
+
+
+def _v1_signatures(header: str) -> list[bytes]:
+    """The decoded `v1` signatures of a `webhook-signature` header; others, and any that is not
+    base64, are skipped (bounded: at most 8 are looked at)."""
+    found: list[bytes] = []
+    for item in header.split(" ")[:8]:
+        version, _, value = item.partition(",")
+        if version != "v1" or not value:
+            continue
+        try:
+            found.append(base64.b64decode(value.encode("ascii"), validate=True))
+        except (binascii.Error, ValueError, UnicodeEncodeError):
+            continue
+    return found
 
 
 def _bad_body(message: str) -> InvalidArgumentError:

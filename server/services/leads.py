@@ -10,6 +10,7 @@ from typing import Any
 
 from server.agents.visitor_identifier import TrackResult, VisitorEventInput, VisitorIdentifier
 from server.domain.clock import utcnow
+from server.domain.dealer_view import dealer_view
 from server.domain.leads import (
     ActivityRecord,
     AgentName,
@@ -17,11 +18,10 @@ from server.domain.leads import (
     LeadRecord,
     Page,
     PageResult,
-    redacted_for_dealer,
 )
 from server.domain.principal import Principal, Role
 from server.domain.validation import Collector
-from server.errors import InvalidArgumentError
+from server.errors import FailedPreconditionError, InvalidArgumentError
 from server.storage.db import Database
 from server.storage.deliveries import DeliveryRepository, DeliveryView
 from server.storage.leads import LeadRepository
@@ -95,7 +95,7 @@ class LeadService:
     async def get(self, principal: Principal, lead_id: str) -> LeadRecord:
         dealer = _dealer_restriction(principal)
         record = await self._db.run(self._repo.get, lead_id, dealer)
-        return redacted_for_dealer(record) if dealer else record
+        return dealer_view(record) if dealer else record
 
     async def list_leads(
         self, principal: Principal, flt: LeadFilter, size: int, token: str
@@ -104,7 +104,7 @@ class LeadService:
         dealer = _dealer_restriction(principal)
         result = await self._db.run(self._repo.list, flt, page, dealer)
         if dealer:
-            result.items = [redacted_for_dealer(r) for r in result.items]
+            result.items = [dealer_view(r) for r in result.items]
         return result
 
     async def list_activity(
@@ -131,9 +131,18 @@ class LeadService:
         return [v for v in views if not dealer or v.dealer_id == dealer]
 
     async def redeliver(self, principal: Principal, delivery_id: str) -> DeliveryView:
-        return await self._db.run(
+        """Queues a rejected or dead-lettered delivery again; one still pending or retrying is
+        returned as it is. A delivered package is FAILED_PRECONDITION (ALREADY_DELIVERED): the
+        repository leaves a delivered row untouched, so its returned state says so."""
+        view = await self._db.run(
             self._deliveries.redeliver, delivery_id, utcnow(), _dealer_restriction(principal)
         )
+        if view.state == "delivered":
+            raise FailedPreconditionError(
+                "the package was delivered already; it is not sent again",
+                reason="ALREADY_DELIVERED",
+            )
+        return view
 
     async def track(self, event: VisitorEventInput, privacy_opt_out: bool) -> TrackResult:
         valid = validate_event(event)

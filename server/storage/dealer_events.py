@@ -1,5 +1,5 @@
 """Dealer webhook storage: the events seen (idempotency by dealer and event id), a dealer's
-status report applied to its lead, and the dealer's signing secret.
+status report applied to its lead, and the dealer's signing secrets.
 
 Events are looked up and recorded one at a time, not as a set: a request may repeat an event
 id, and its second copy must find the first one recorded (and not apply a status twice)."""
@@ -20,6 +20,7 @@ from server.domain.lead_status import (
 )
 from server.storage import models as m
 from server.storage.db import Database
+from server.storage.dealers import signing_secrets
 from server.storage.leads import append_activities
 
 # Column bounds of `DealerEvent`.
@@ -47,6 +48,21 @@ class DealerEventRepository:
         """The dealer's webhook signing secret; "" if none is set or there is no such dealer."""
         row = m.Dealer.select(m.Dealer.signing_secret).where(m.Dealer.id == dealer_id).first()
         return (row.signing_secret or "") if row else ""
+
+    @staticmethod
+    def signing_secrets(dealer_id: str, now: dt.datetime) -> list[str]:
+        """The dealer's secrets that verify its webhooks at `now`: the current one, then the
+        previous one while a rotation's overlap lasts; empty if none or no such dealer."""
+        row = (
+            m.Dealer.select(
+                m.Dealer.signing_secret,
+                m.Dealer.previous_signing_secret,
+                m.Dealer.previous_secret_expires_at,
+            )
+            .where(m.Dealer.id == dealer_id)
+            .first()
+        )
+        return signing_secrets(row, now) if row else []
 
     @staticmethod
     def seen(dealer_id: str, event_id: str) -> RecordedEvent | None:

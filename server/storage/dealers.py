@@ -3,6 +3,7 @@ never read back here: a record only says whether one is set."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from server.domain.dealers import DealerInput, DealerRecord
@@ -87,13 +88,46 @@ class DealerRepository:
         return PageResult(items=[_record(r) for r in rows], next_page_token=next_token)
 
     def update(self, dealer_id: str, d: DealerInput, fields: frozenset[str]) -> DealerRecord:
-        """Sets the given fields of a dealer; returns it as stored (NOT_FOUND if none)."""
+        """Sets the given fields of a dealer; returns it as stored (NOT_FOUND if none). A new
+        signing secret set this way replaces the old one at once (no overlap)."""
+        replaced: dict[str, object] = (
+            {"previous_signing_secret": None, "previous_secret_expires_at": None}
+            if "signing_secret" in fields
+            else {}
+        )
         with self._db.transaction():
             updated = (
-                m.Dealer.update(**_columns(d, fields), updated_at=m.utcnow())
+                m.Dealer.update(**_columns(d, fields), **replaced, updated_at=m.utcnow())
                 .where(m.Dealer.id == dealer_id)
                 .execute()
             )
         if not updated:
             raise _not_found()
         return self.get(dealer_id)
+
+    def rotate_secret(self, dealer_id: str, new_secret: str, previous_until: dt.datetime) -> None:
+        """Makes `new_secret` the dealer's signing secret; the current one keeps signing and
+        verifying beside it until `previous_until` (not at all when that is not in the future).
+        NOT_FOUND if there is no such dealer."""
+        with self._db.transaction():
+            row = m.Dealer.get_or_none(m.Dealer.id == dealer_id)
+            if row is None:
+                raise _not_found()
+            now = m.utcnow()
+            keep = bool(row.signing_secret) and previous_until > now
+            m.Dealer.update(
+                signing_secret=new_secret,
+                previous_signing_secret=row.signing_secret if keep else None,
+                previous_secret_expires_at=previous_until if keep else None,
+                updated_at=now,
+            ).where(m.Dealer.id == dealer_id).execute()
+
+
+def signing_secrets(row: m.Dealer, now: dt.datetime) -> list[str]:
+    """A dealer row's secrets that sign and verify at `now`: the current one first, then the
+    previous one while its rotation overlap lasts. Empty if none is set."""
+    found = [row.signing_secret] if row.signing_secret else []
+    until = row.previous_secret_expires_at
+    if row.previous_signing_secret and until is not None and until > now:
+        found.append(row.previous_signing_secret)
+    return found

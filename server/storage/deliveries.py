@@ -51,6 +51,8 @@ class DueDelivery:
     secret: str
     body: bytes
     content_type: str
+    # The dealer's previous secret while a rotation's overlap lasts (it signs too), else "".
+    previous_secret: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,8 @@ class DeliveryRepository:
                     m.Dealer.id,  # else the joined dealer, without its id, blanks `dealer_id`
                     m.Dealer.endpoint_url,
                     m.Dealer.signing_secret.coerce(False),
+                    m.Dealer.previous_signing_secret.coerce(False),
+                    m.Dealer.previous_secret_expires_at,
                     m.LeadPackage.body.coerce(False),
                     m.LeadPackage.content_type,
                 )
@@ -131,6 +135,15 @@ class DeliveryRepository:
             claimed: list[DueDelivery] = []
             for r in rows:
                 try:
+                    dealer = r.dealer
+                    previous = (
+                        m.Dealer.previous_signing_secret.python_value(
+                            dealer.previous_signing_secret
+                        )
+                        if dealer.previous_secret_expires_at is not None
+                        and dealer.previous_secret_expires_at > now
+                        else None
+                    )
                     claimed.append(
                         DueDelivery(
                             delivery_id=r.id,
@@ -143,6 +156,7 @@ class DeliveryRepository:
                             or "",
                             body=m.LeadPackage.body.python_value(r.package.body).encode(),
                             content_type=r.package.content_type,
+                            previous_secret=previous or "",
                         )
                     )
                 except UndecryptableError as e:

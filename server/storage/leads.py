@@ -40,6 +40,7 @@ from server.domain.leads import (
     Page,
     PageResult,
     Resolution,
+    TradeInInput,
     ValidLead,
     VehicleInput,
 )
@@ -227,6 +228,12 @@ class LeadRepository:
             employment_status=lead.employment_status,
             months_employed=lead.months_employed,
             months_at_address=lead.months_at_address,
+            vehicle_status=lead.vehicle_status,
+            purchase_timeframe=lead.purchase_timeframe,
+            trade_in_year=lead.trade_in.year if lead.trade_in else 0,
+            trade_in_make=lead.trade_in.make if lead.trade_in else "",
+            trade_in_model=lead.trade_in.model if lead.trade_in else "",
+            trade_in_mileage=lead.trade_in.mileage if lead.trade_in else 0,
             created_at=now,
             updated_at=now,
         )
@@ -482,6 +489,16 @@ def _to_record(
         employment_status=row.employment_status,
         months_employed=row.months_employed,
         months_at_address=row.months_at_address,
+        trade_in=TradeInInput(
+            year=row.trade_in_year,
+            make=row.trade_in_make,
+            model=row.trade_in_model,
+            mileage=row.trade_in_mileage,
+        )
+        if row.trade_in_make
+        else None,
+        purchase_timeframe=row.purchase_timeframe,
+        vehicle_status=row.vehicle_status,
     )
     return LeadRecord(
         lead_id=row.id,

@@ -73,6 +73,9 @@ class Dealer(BaseModel):
     endpoint_url = pw.TextField(default="")
     delivery_format = pw.CharField(max_length=8, default="json")
     signing_secret = EncryptedTextField(null=True)
+    # During a secret rotation: the secret replaced, which still signs and verifies until then.
+    previous_signing_secret = EncryptedTextField(null=True)
+    previous_secret_expires_at = pw.DateTimeField(null=True)
     active = pw.BooleanField(default=True, index=True)
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)
@@ -209,6 +212,13 @@ class Lead(BaseModel):
     employment_status = pw.CharField(max_length=32, default="")
     months_employed = pw.IntegerField(default=0)
     months_at_address = pw.IntegerField(default=0)
+    # "new" or "used" ("" not given), a PurchaseTimeframe value ("" not given), the trade-in.
+    vehicle_status = pw.CharField(max_length=8, default="")
+    purchase_timeframe = pw.CharField(max_length=16, default="")
+    trade_in_year = pw.IntegerField(default=0)
+    trade_in_make = pw.CharField(max_length=64, default="")
+    trade_in_model = pw.CharField(max_length=64, default="")
+    trade_in_mileage = pw.IntegerField(default=0)
     # Lease of the process running this lead's pipeline steps (credit check, routing), so a
     # resumed pipeline (retry, crash sweep) never runs twice at once.
     pipeline_locked_until = pw.DateTimeField(null=True)

@@ -115,6 +115,28 @@ def lead_input(message: lead_pb2.LeadInput, present: bool = True) -> d.LeadInput
         employment_status=message.employment_status,
         months_employed=message.months_employed,
         months_at_address=message.months_at_address,
+        trade_in=d.TradeInInput(
+            year=message.trade_in.year,
+            make=message.trade_in.make,
+            model=message.trade_in.model,
+            mileage=message.trade_in.mileage,
+        )
+        if message.HasField("trade_in")
+        else None,
+        purchase_timeframe=request_enum(
+            lead_pb2.PurchaseTimeframe,
+            "PURCHASE_TIMEFRAME_",
+            message.purchase_timeframe,
+            "lead.purchase_timeframe",
+            "INVALID_LEAD",
+        ),
+        vehicle_status=request_enum(
+            lead_pb2.VehicleStatus,
+            "VEHICLE_STATUS_",
+            message.vehicle_status,
+            "lead.vehicle_status",
+            "INVALID_LEAD",
+        ),
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from server.domain.principal import Role
 
 ADMIN, SERVICE, DEALER, OPS, AGENT = Role.ADMIN, Role.SERVICE, Role.DEALER, Role.OPS, Role.AGENT
+# The website's submit-only key: it may send leads and visitor events and read nothing back.
+INTAKE = Role.INTAKE
 
 # Health and reflection are open to anyone (load balancers, grpcurl).
 OPEN_PREFIXES = (
@@ -22,7 +24,7 @@ SIGNATURE_VERIFIED = frozenset(
 )
 
 ROLES: dict[str, frozenset[Role]] = {
-    "/ccl.lead.v1.LeadService/ProcessLead": frozenset({ADMIN, SERVICE, DEALER, AGENT}),
+    "/ccl.lead.v1.LeadService/ProcessLead": frozenset({ADMIN, SERVICE, DEALER, AGENT, INTAKE}),
     "/ccl.lead.v1.LeadService/GetLead": frozenset({ADMIN, SERVICE, DEALER, OPS, AGENT}),
     "/ccl.lead.v1.LeadService/ListLeads": frozenset({ADMIN, SERVICE, DEALER, OPS, AGENT}),
     "/ccl.lead.v1.LeadService/ListLeadActivity": frozenset({ADMIN, SERVICE, DEALER, OPS, AGENT}),
@@ -30,7 +32,7 @@ ROLES: dict[str, frozenset[Role]] = {
     "/ccl.lead.v1.LeadService/ListLeadDeliveries": frozenset({ADMIN, SERVICE, DEALER, OPS, AGENT}),
     "/ccl.lead.v1.LeadService/RedeliverPackage": frozenset({ADMIN, OPS}),
     "/ccl.lead.v1.LeadService/RouteLead": frozenset({ADMIN, OPS, AGENT}),
-    "/ccl.lead.v1.LeadService/TrackVisitorEvent": frozenset({ADMIN, SERVICE, AGENT}),
+    "/ccl.lead.v1.LeadService/TrackVisitorEvent": frozenset({ADMIN, SERVICE, AGENT, INTAKE}),
     # Dealers only: the body is verified with the calling dealer's signing secret.
     "/ccl.lead.v1.LeadService/ReceiveDealerWebhook": frozenset({DEALER}),
     "/ccl.lead.v1.LeadService/ImportLeads": frozenset({ADMIN, SERVICE}),

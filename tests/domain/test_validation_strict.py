@@ -12,7 +12,7 @@ import peewee as pw
 import pytest
 
 from server.domain.identity import VisitorEventInput
-from server.domain.leads import AddressInput, ConsentInput, LeadInput
+from server.domain.leads import AddressInput, ConsentInput, LeadInput, TradeInInput
 from server.domain.validation import (
     is_http_url,
     normalize_ip,
@@ -285,3 +285,68 @@ def test_visitor_event_ip_addresses_are_parsed(ip: str) -> None:
 def test_visitor_event_values_are_trimmed() -> None:
     valid = validate_event(event(anonymous_id=" anon-1 ", step=" income\n", ip_address=" ::1 "))
     assert (valid.anonymous_id, valid.step, valid.ip_address) == ("anon-1", "income", "::1")
+
+
+# --- trade-in, purchase timeframe, vehicle status ---------------------------------------------
+
+
+def test_vehicle_details_are_optional() -> None:
+    valid = validate_lead(lead(), today=TODAY)
+    assert (valid.trade_in, valid.purchase_timeframe, valid.vehicle_status) == (None, "", "")
+
+
+def test_vehicle_details_are_kept_normalised() -> None:
+    valid = validate_lead(
+        lead(
+            trade_in=TradeInInput(year=2012, make=" Honda ", model=" Fit ", mileage=141000),
+            purchase_timeframe=" Within_Month ",
+            vehicle_status="NEW",
+        ),
+        today=TODAY,
+    )
+    assert valid.trade_in == TradeInInput(year=2012, make="Honda", model="Fit", mileage=141000)
+    assert (valid.purchase_timeframe, valid.vehicle_status) == ("within_month", "new")
+
+
+@pytest.mark.parametrize(
+    ("trade_in", "fields"),
+    [
+        (TradeInInput(), {"lead.trade_in.make"}),
+        (TradeInInput(make="Honda", year=1949), {"lead.trade_in.year"}),
+        (TradeInInput(make="Honda", year=TODAY.year + 2), {"lead.trade_in.year"}),
+        (TradeInInput(make="Honda", mileage=-1), {"lead.trade_in.mileage"}),
+        (TradeInInput(make="Honda", mileage=2_000_001), {"lead.trade_in.mileage"}),
+        (
+            TradeInInput(make="H" * 65, model="M" * 65),
+            {"lead.trade_in.make", "lead.trade_in.model"},
+        ),
+        (
+            TradeInInput(make="Hon\x00da", model="Fi\x1bt"),
+            {"lead.trade_in.make", "lead.trade_in.model"},
+        ),
+    ],
+)
+def test_bad_trade_ins_are_refused(trade_in: TradeInInput, fields: set[str]) -> None:
+    assert bad_fields(lead(trade_in=trade_in)) == fields
+
+
+def test_trade_in_limits_are_accepted() -> None:
+    trade_in = TradeInInput(year=1950, make="H" * 64, model="M" * 64, mileage=2_000_000)
+    assert validate_lead(lead(trade_in=trade_in), today=TODAY).trade_in == trade_in
+    later = TradeInInput(year=TODAY.year + 1, make="Kia")
+    assert validate_lead(lead(trade_in=later), today=TODAY).trade_in == later
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"purchase_timeframe": "soon"}, "lead.purchase_timeframe"),
+        ({"purchase_timeframe": "within_year"}, "lead.purchase_timeframe"),
+        ({"vehicle_status": "certified"}, "lead.vehicle_status"),
+        ({"vehicle_status": "unspecified"}, "lead.vehicle_status"),
+    ],
+)
+def test_unknown_timeframes_and_vehicle_statuses_are_refused(
+    changes: dict[str, str], field: str
+) -> None:
+    assert bad_fields(lead(**changes)) == {field}

@@ -5,11 +5,8 @@ dealer webhooks with hostile events, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.client import HTTPConnection
@@ -32,6 +29,7 @@ from support import hostile
 from support.data import example_request
 from support.rpc import auth
 from support.stack import EnvoyProcess, ServerThread
+from support.webhook_signing import signed_headers, whsec
 
 pytestmark = pytest.mark.e2e
 
@@ -408,7 +406,7 @@ def _is_utf8(s: str) -> bool:
     return True
 
 
-WEBHOOK_SECRET = "fuzz-dealer-secret-0123456789abcdef"
+WEBHOOK_SECRET = whsec("fuzz-dealer-secret-0123456789abcdef")
 
 
 @pytest.fixture(scope="module")
@@ -442,14 +440,7 @@ def test_dealer_webhook_never_5xx_and_retries_get_the_same_answer(
     envoy_proxy: EnvoyProcess, webhook_dealer: str, events: list[dict[str, Any]]
 ) -> None:
     body = json.dumps({"events": events}).encode()  # ASCII escapes: lone surrogates survive
-    timestamp = str(int(time.time()))
-    mac = hmac.new(WEBHOOK_SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    headers = {
-        "Authorization": f"Bearer {webhook_dealer}",
-        "x-ccl-timestamp": timestamp,
-        "x-ccl-signature": f"sha256={mac.hexdigest()}",
-        "content-type": "application/json",
-    }
+    headers = {"Authorization": f"Bearer {webhook_dealer}", **signed_headers(body, WEBHOOK_SECRET)}
     url = f"{envoy_proxy.base_url}/api/webhook/dealer-leads"
     first = httpx.post(url, content=body, headers=headers, timeout=30)
     assert first.status_code < 500, first.text

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,14 +26,14 @@ from ccl.dealer.v1 import dealer_service_pb2 as dealer_pb
 from ccl.dealer.v1 import dealer_service_pb2_grpc
 from ccl.lead.v1 import lead_service_pb2 as lead_pb
 from ccl.lead.v1 import lead_service_pb2_grpc
-from server.adapters.dealer_crm import sign
 from server.domain.principal import Role
 from support.data import example_request
 from support.rpc import auth, rich_error
 from support.stack import EnvoyProcess, ServerThread
+from support.webhook_signing import signed_headers, whsec
 
 pytestmark = pytest.mark.e2e
-SECRET = "hostile-dealer-secret-0123456789"
+SECRET = whsec("hostile-dealer-secret-0123456789")
 WEBHOOK = "/api/webhook/dealer-leads"
 _n = itertools.count(10)
 
@@ -91,22 +90,16 @@ def new_lead() -> dict[str, Any]:
     return lead
 
 
-def signed_body(events: list[dict[str, Any]]) -> tuple[bytes, str, str]:
-    """The JSON body (lone surrogates as `\\ud800` escapes, as a CRM's JSON encoder writes them),
-    its timestamp and signature."""
+def signed_body(events: list[dict[str, Any]]) -> tuple[bytes, dict[str, str]]:
+    """The JSON body (lone surrogates as `\\ud800` escapes, as a CRM's JSON encoder writes them)
+    and its signature headers."""
     body = json.dumps({"events": events}).encode()
-    timestamp = str(int(time.time()))
-    return body, timestamp, sign(SECRET, timestamp, body)
+    return body, signed_headers(body, SECRET)
 
 
 def post_rest(envoy: EnvoyProcess, key: str, events: list[dict[str, Any]]) -> list[dict[str, str]]:
-    body, timestamp, signature = signed_body(events)
-    headers = {
-        "Authorization": f"Bearer {key}",
-        "x-ccl-timestamp": timestamp,
-        "x-ccl-signature": signature,
-        "content-type": "application/json",
-    }
+    body, signed = signed_body(events)
+    headers = {"Authorization": f"Bearer {key}", **signed}
     r = httpx.post(f"{envoy.base_url}{WEBHOOK}", content=body, headers=headers, timeout=60)
     assert r.status_code == 200, r.text
     results: list[dict[str, str]] = r.json()["results"]
@@ -124,12 +117,12 @@ def post_rest(envoy: EnvoyProcess, key: str, events: list[dict[str, Any]]) -> li
 def post_grpc(
     stub: lead_service_pb2_grpc.LeadServiceStub, key: str, events: list[dict[str, Any]]
 ) -> list[dict[str, str]]:
-    body, timestamp, signature = signed_body(events)
+    body, signed = signed_body(events)
     response = stub.ReceiveDealerWebhook(
         lead_pb.ReceiveDealerWebhookRequest(
             body=httpbody_pb2.HttpBody(content_type="application/json", data=body)
         ),
-        metadata=[*auth(key), ("x-ccl-timestamp", timestamp), ("x-ccl-signature", signature)],
+        metadata=[*auth(key), *((k, v) for k, v in signed.items() if k != "content-type")],
         timeout=60,
     )
     return [

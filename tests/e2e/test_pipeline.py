@@ -4,8 +4,6 @@ the dealer's signed webhook moving the lead on. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Iterator
@@ -19,10 +17,11 @@ from server.domain.principal import Role
 from support.data import example_request
 from support.fake_crm import FakeCrm, running
 from support.stack import EnvoyProcess, ServerThread, make_settings
+from support.webhook_signing import signed_headers, whsec
 
 pytestmark = pytest.mark.e2e
-SECRET_A = "dealer-a-secret-0123456789"
-SECRET_B = "dealer-b-secret-0123456789"
+SECRET_A = whsec("dealer-a-secret-0123456789")
+SECRET_B = whsec("dealer-b-secret-0123456789")
 
 
 @pytest.fixture(scope="module")
@@ -105,13 +104,8 @@ def dealers(admin: httpx.Client, crm: tuple[FakeCrm, str], server: ServerThread)
 
 
 def signed(body: bytes, secret: str, ts: int | None = None) -> dict[str, str]:
-    timestamp = str(ts if ts is not None else int(time.time()))
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return {
-        "x-ccl-timestamp": timestamp,
-        "x-ccl-signature": f"sha256={mac}",
-        "content-type": "application/json",
-    }
+    """Signed as a dealer does (a wrong secret given as text stands for a wrong key)."""
+    return signed_headers(body, secret if secret.startswith("whsec_") else whsec(secret), ts)
 
 
 def wait_for_state(admin: httpx.Client, lead_id: str, state: str, timeout: float = 15) -> dict:  # type: ignore[type-arg]
@@ -161,7 +155,7 @@ def test_crm_receives_the_signed_adf_exactly_once_after_two_500s(
     assert [r.status for r in fake.received] == [500, 500, 200]
     assert len(fake.accepted) == 1
     assert all(r.signature_ok for r in fake.received)
-    event_ids = {r.headers["x-ccl-event-id"] for r in fake.received}
+    event_ids = {r.headers["webhook-id"] for r in fake.received}
     assert len(event_ids) == 1, "every attempt carries the same event id"
     assert {r.headers["idempotency-key"] for r in fake.received} == event_ids
     document = etree.fromstring(fake.accepted[0].body)
@@ -464,10 +458,12 @@ def test_hostile_webhook_input_is_a_clean_4xx(dealers: dict, proxy: EnvoyProcess
     url = f"{proxy.base_url}/api/webhook/dealer-leads"
     key = {"Authorization": f"Bearer {dealers['A']['key']}"}
     body = b'{"events": []}'
-    huge_ts = {**key, **signed(body, SECRET_A), "x-ccl-timestamp": "1" + "0" * 400}
+    huge = "1" + "0" * 400
+    huge_ts = {**key, **signed(body, SECRET_A), "x-ccl-timestamp": huge, "webhook-timestamp": huge}
     assert httpx.post(url, content=body, headers=huge_ts).status_code == 401
     accented = {**key, **signed(body, SECRET_A)}
     accented["x-ccl-signature"] = "sha256=\u00e9".encode().decode("unicode_escape")
+    accented["webhook-signature"] = "v1,\u00e9".encode().decode("unicode_escape")
     response = httpx.post(
         url, content=body, headers={k: v.encode("latin-1") for k, v in accented.items()}
     )

@@ -3,11 +3,13 @@ bounded lists and secrets, one URL rule (regressions found by the hostile-input 
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
-from server.domain.dealers import DealerInput
+from server.domain.dealers import DealerInput, generate_signing_secret
 from server.errors import InvalidArgumentError
-from server.services.dealers import MAX_SIGNING_SECRET, MAX_ZIP_PREFIXES, validate_dealer
+from server.services.dealers import MAX_ZIP_PREFIXES, validate_dealer
 
 
 def violations(dealer: DealerInput) -> dict[str, str]:
@@ -23,7 +25,7 @@ def test_a_good_dealer_is_normalised() -> None:
             states=["il"],
             zip_prefixes=["627", "627"],
             endpoint_url="https://crm.example.com/leads",
-            signing_secret="s" * MAX_SIGNING_SECRET,
+            signing_secret=generate_signing_secret(),
         )
     )
     assert (valid.name, valid.states, valid.zip_prefixes) == ("Springfield Auto", ["IL"], ["627"])
@@ -61,11 +63,36 @@ def test_endpoint_urls_follow_the_one_url_rule(url: str) -> None:
     assert "dealer.endpoint_url" in violations(DealerInput(name="D", endpoint_url=url))
 
 
+def _whsec(key: bytes) -> str:
+    return "whsec_" + base64.b64encode(key).decode()
+
+
 @pytest.mark.parametrize(
-    "secret", ["short", "s" * (MAX_SIGNING_SECRET + 1), "secret-\n-0123456789"]
+    "secret",
+    [
+        "short",
+        "s" * 40,  # not whsec_
+        "whsec_",
+        "whsec_not base64!",
+        "secret-\n-0123456789",
+        _whsec(b"0123456789abcdef"),  # 16 bytes: too few
+        _whsec(bytes(range(65))),  # too many
+        _whsec(b"\x00" * 32),  # not random
+    ],
 )
-def test_signing_secrets_are_bounded_printable_text(secret: str) -> None:
+def test_signing_secrets_are_strong_whsec_secrets(secret: str) -> None:
     assert "dealer.signing_secret" in violations(DealerInput(name="D", signing_secret=secret))
+
+
+def test_a_strong_chosen_secret_is_taken() -> None:
+    secret = _whsec(bytes(range(24)))
+    assert validate_dealer(DealerInput(name="D", signing_secret=secret)).signing_secret == secret
+
+
+def test_an_update_cannot_empty_the_secret() -> None:
+    with pytest.raises(InvalidArgumentError) as e:
+        validate_dealer(DealerInput(), frozenset({"signing_secret"}), updating=True)
+    assert [v.field for v in e.value.violations] == ["dealer.signing_secret"]
 
 
 @pytest.mark.parametrize("char", ['"', "<", ">", "\\", "^", "`", "{", "|", "}"])

@@ -44,7 +44,7 @@ from support.fake_crm import FakeCrm, running
 from support.rpc import auth, rich_error
 from support.stack import EnvoyProcess, ServerThread, make_settings
 
-SECRET = "encryption-test-secret-0123456789"
+SECRET = "whsec_ZW5jcnlwdGlvbi10ZXN0LXNlY3JldC0wMTIzNDU2Nzg5"  # whsec_ only
 MIGRATION = "004_encrypt_packages_at_rest"
 # The example applicant (Illinois, routed to the JSON dealer) and a second one (Wisconsin, to the
 # ADF dealer), with what of each must never be readable in a stored row.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from typing import Any
 
 from server.app import Application
 from server.domain.leads import CreditResult
@@ -31,13 +32,17 @@ def dealer(**kw: object) -> str:
     return str(m.Dealer.create(**values).id)
 
 
-def received_lead(application: Application, state: str = "IL", zip_code: str = "62701") -> str:
-    """A distinct valid lead after intake (stage "intake": not credit checked yet)."""
+def received_lead(
+    application: Application, state: str = "IL", zip_code: str = "62701", **lead_changes: Any
+) -> str:
+    """A distinct valid lead after intake (stage "intake": not credit checked yet);
+    `lead_changes` are LeadInput JSON fields."""
     i = next(_n)
     message = example_message(
         email=f"builder{i}@example.com",
         phone=f"(608) 555-{1000 + i % 9000:04d}",
         address={"street": "1 A St", "city": "X", "state": state, "zip_code": zip_code},
+        **lead_changes,
     )
     stored = LeadRepository(application.db).create(
         validate_lead(lead_input(message.lead)),
@@ -55,9 +60,10 @@ def credit_checked_lead(
     decision: str = "prequalified",
     state: str = "IL",
     zip_code: str = "62701",
+    **lead_changes: Any,
 ) -> str:
     """A lead after intake and credit check (stage "credit_checked": ready to route)."""
-    lead_id = received_lead(application, state, zip_code)
+    lead_id = received_lead(application, state, zip_code, **lead_changes)
     now = m.utcnow()
     with application.db.transaction():
         PipelineRepository(application.db).record_credit(

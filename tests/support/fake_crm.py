@@ -1,16 +1,27 @@
 """A fake dealer CRM: a real HTTP server on 127.0.0.1 that answers from a script and records
-every request, checking each signature with the dealer's secret."""
+every request, checking each signature with the dealer's secret exactly as a dealer would:
+`standardwebhooks.Webhook(secret).verify(body, headers)`."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+
+def as_whsec(secret: str) -> str:
+    """The secret as a dealer gives it to the library: a `whsec_` secret as it is; one stored
+    before secrets were `whsec_` (raw text) as `whsec_` + base64 of its text, as documented."""
+    if secret.startswith("whsec_"):
+        return secret
+    return "whsec_" + base64.b64encode(secret.encode()).decode()
 
 
 @dataclass
@@ -39,12 +50,11 @@ class FakeCrm:
         return self.script[min(index, len(self.script) - 1)]
 
     def verify(self, headers: dict[str, str], body: bytes) -> bool:
-        ts = headers.get("x-ccl-timestamp", "")
-        expected = (
-            "sha256="
-            + hmac.new(self.secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
-        )
-        return hmac.compare_digest(expected, headers.get("x-ccl-signature", ""))
+        try:
+            Webhook(as_whsec(self.secret)).verify(body, headers, json_parse=False)
+        except (WebhookVerificationError, ValueError):
+            return False
+        return True
 
     @property
     def accepted(self) -> list[Received]:

@@ -48,6 +48,7 @@ from rich.text import Text
 
 from ccl.lead.v1 import lead_pb2, lead_service_pb2
 from ccl_client import CclClient
+from ccl_client.errors import CclError
 
 __all__ = [
     "CSV_COLUMNS",
@@ -614,6 +615,8 @@ def _send(
         response: lead_service_pb2.ImportLeadsResponse = client.leads.ImportLeads(
             (request for request in requests), timeout=timeout
         )
+    except CclError as e:  # the client's typed error: status, message and reason
+        raise ImportAbortedError(e.code(), e.details(), e.reason, chunk[0].row, summary) from e
     except grpc.RpcError as e:
         first = chunk[0].row
         if not isinstance(e, grpc.Call):  # every error of a finished call is one

@@ -169,6 +169,7 @@ class LeadPackaging:
                 trim=lead.vehicle_trim,
                 vin=lead.vehicle_vin,
                 price_cents=lead.vehicle_price_cents,
+                status=lead.vehicle_status,
             ),
             down_payment_cents=lead.down_payment_cents,
             monthly_income_cents=lead.monthly_income_cents,
@@ -192,4 +193,18 @@ class LeadPackaging:
                 page_url=tcpa.page_url if tcpa else "",
             ),
             source=lead.source,
+            dealer_email=dealer.contact_email,
+            dealer_phone=dealer.contact_phone,
+            trade_in=packages.PackageTradeIn(
+                year=lead.trade_in.year,
+                make=lead.trade_in.make,
+                model=lead.trade_in.model,
+                mileage=lead.trade_in.mileage,
+            )
+            if lead.trade_in
+            else None,
+            purchase_timeframe=lead.purchase_timeframe,
+            employment_status=lead.employment_status,
+            months_employed=lead.months_employed,
+            months_at_address=lead.months_at_address,
         )

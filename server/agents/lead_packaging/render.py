@@ -18,8 +18,8 @@ with offset, strings `""` when not given, numbers `null` when unknown)::
       "created_at": "2026-11-24T23:58:21+00:00",
       "applicant": {"first_name", "last_name", "email", "phone_e164",
                     "address": {"street", "street2", "city", "state", "zip_code", "country"}},
-      "vehicle": {"interest": "buy", "status": "used", "year": int | null, "make", "model",
-                  "trim", "vin", "price_cents": int | null},
+      "vehicle": {"interest": "buy", "status": "new" | "used", "year": int | null, "make",
+                  "model", "trim", "vin", "price_cents": int | null},
       "finance": {"method": "finance", "down_payment_cents": int, "monthly_income_cents": int},
       "credit": {"decision", "tier", "score_band", "max_payment_cents", "max_amount_cents",
                  "source"} | null,
@@ -28,8 +28,21 @@ with offset, strings `""` when not given, numbers `null` when unknown)::
       "consent": {"tcpa": bool, "consented_at": str | null, "certificate_id", "page_url"},
       "source": str,
       "comments": str,
-      "provider": {"name", "service", "url"}
+      "provider": {"name", "service", "url", "email"},
+      "trade_in": {"interest": "trade-in", "year": int | null, "make", "model",
+                   "mileage": int | null} | null,
+      "purchase_timeframe": "within_week" | "within_month" | "within_3_months" | "later" | "",
+      "employment": {"status", "months_employed": int, "months_at_address": int}
     }
+
+ADF: every package is valid against the public ADF 1.0 DTD (the SendADF project's copy with
+its typographic errors repaired, `tests/support/adf-1.0.dtd`). The prospect's `<id>` is our
+lead id (`source="Complete Car Loans"`); the vehicle of interest carries the lead's status
+(new/used; used when not given) and `interest="buy"`; a trade-in is a second `<vehicle
+interest="trade-in">`; the customer carries the purchase `<timeframe>` (a description: the DTD
+makes it text) and `<comments>` (credit, score, income, employment, time at address, consent);
+the vendor is the dealer, its `<contact>` with the dealer's email and phone; the provider is
+CCL with its service, URL and a contact.
 """
 
 from __future__ import annotations
@@ -55,6 +68,7 @@ __all__ = [
     "PackageConsent",
     "PackageCredit",
     "PackageData",
+    "PackageTradeIn",
     "PackageVehicle",
     "clean_text",
     "render",
@@ -72,6 +86,17 @@ JSON_CONTENT_TYPE = "application/json"
 JSON_SCHEMA = "ccl.lead_package.v1"
 FORMATS = ("adf", "json")
 PROVIDER_NAME = "Complete Car Loans"
+PROVIDER_SERVICE = "Auto loan prequalification"
+PROVIDER_URL = "https://completecarloans.com"
+PROVIDER_EMAIL = "dealers@completecarloans.com"
+PROVIDER_CONTACT_NAME = "Complete Car Loans Dealer Support"
+# ADF's <timeframe> is text in the 1.0 DTD: the lead's timeframe as a dealer reads it.
+TIMEFRAME_DESCRIPTIONS = {
+    "within_week": "Within a week",
+    "within_month": "Within a month",
+    "within_3_months": "Within 3 months",
+    "later": "More than 3 months",
+}
 
 # lxml writes the declaration with single quotes; dealer parsers that match it literally
 # expect the form the ADF specification shows, so it is written as this fixed header.
@@ -95,6 +120,17 @@ class PackageVehicle:
     trim: str = ""
     vin: str = ""
     price_cents: int = 0
+    status: str = ""  # "new" or "used"; anything else is rendered as "used"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackageTradeIn:
+    """The vehicle the applicant means to trade in; `""` and 0 mean not known."""
+
+    year: int = 0
+    make: str = ""
+    model: str = ""
+    mileage: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,8 +181,16 @@ class PackageData:
     source: str = ""
     comments: str = ""
     provider_name: str = PROVIDER_NAME
-    provider_service: str = ""
-    provider_url: str = ""
+    provider_service: str = PROVIDER_SERVICE
+    provider_url: str = PROVIDER_URL
+    provider_email: str = PROVIDER_EMAIL
+    dealer_email: str = ""
+    dealer_phone: str = ""
+    trade_in: PackageTradeIn | None = None
+    purchase_timeframe: str = ""
+    employment_status: str = ""
+    months_employed: int = 0
+    months_at_address: int = 0
 
 
 def clean_text(value: str) -> str:
@@ -177,15 +221,27 @@ def render_adf(data: PackageData) -> bytes:
     vendor = _sub(prospect, "vendor")
     _sub(vendor, "id", d.dealer_id, source=d.provider_name)
     _sub(vendor, "vendorname", d.dealer_name)
-    # The DTD requires a vendor contact; CRMs that ignore <vendorname> read the dealer here.
-    _sub(_sub(vendor, "contact"), "name", d.dealer_name, part="full")
+    # The DTD requires a vendor contact with an email or a phone. CRMs that ignore
+    # <vendorname> read the dealer here. A dealer record without either gets an empty <email>,
+    # the one form the DTD allows that states nothing false.
+    contact = _sub(vendor, "contact")
+    _sub(contact, "name", d.dealer_name, part="full", type="business")
+    if d.dealer_email or not d.dealer_phone:
+        _sub(contact, "email", d.dealer_email)
+    if d.dealer_phone:
+        _sub(contact, "phone", d.dealer_phone, type="voice")
 
     provider = _sub(prospect, "provider")
-    _sub(provider, "name", d.provider_name, part="full")
+    _sub(provider, "name", d.provider_name, part="full", type="business")
     if d.provider_service:
         _sub(provider, "service", d.provider_service)
     if d.provider_url:
         _sub(provider, "url", d.provider_url)
+    if d.provider_email:
+        _sub(provider, "email", d.provider_email)
+        contact = _sub(provider, "contact")
+        _sub(contact, "name", PROVIDER_CONTACT_NAME, part="full", type="business")
+        _sub(contact, "email", d.provider_email)
 
     body = etree.tostring(
         adf.getroottree(), encoding="UTF-8", xml_declaration=False, pretty_print=True
@@ -198,6 +254,7 @@ def render_json(data: PackageData) -> bytes:
     d = _cleaned(data)
     v = d.vehicle
     c = d.credit
+    t = d.trade_in
     consented_at = d.consent.consented_at
     credit = (
         None
@@ -231,7 +288,7 @@ def render_json(data: PackageData) -> bytes:
         },
         "vehicle": {
             "interest": "buy",
-            "status": "used",
+            "status": _status(v),
             "year": v.year or None,
             "make": v.make,
             "model": v.model,
@@ -255,14 +312,34 @@ def render_json(data: PackageData) -> bytes:
         },
         "source": d.source,
         "comments": d.comments,
-        "provider": {"name": d.provider_name, "service": d.provider_service, "url": d.provider_url},
+        "provider": {
+            "name": d.provider_name,
+            "service": d.provider_service,
+            "url": d.provider_url,
+            "email": d.provider_email,
+        },
+        "trade_in": None
+        if t is None
+        else {
+            "interest": "trade-in",
+            "year": t.year or None,
+            "make": t.make,
+            "model": t.model,
+            "mileage": t.mileage or None,
+        },
+        "purchase_timeframe": d.purchase_timeframe,
+        "employment": {
+            "status": d.employment_status,
+            "months_employed": d.months_employed,
+            "months_at_address": d.months_at_address,
+        },
     }
     return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
 def _add_vehicle(prospect: etree._Element, d: PackageData) -> None:
     v = d.vehicle
-    vehicle = _sub(prospect, "vehicle", interest="buy", status="used")
+    vehicle = _sub(prospect, "vehicle", interest="buy", status=_status(v))
     # year, make and model are required by the DTD even when the applicant gave none.
     _sub(vehicle, "year", str(v.year) if v.year > 0 else "")
     _sub(vehicle, "make", v.make)
@@ -305,6 +382,19 @@ def _add_vehicle(prospect: etree._Element, d: PackageData) -> None:
             currency=_CURRENCY,
         )
 
+    t = d.trade_in
+    if t is not None:
+        trade = _sub(prospect, "vehicle", interest="trade-in", status="used")
+        _sub(trade, "year", str(t.year) if t.year > 0 else "")
+        _sub(trade, "make", t.make)
+        _sub(trade, "model", t.model)
+        if t.mileage > 0:
+            _sub(trade, "odometer", str(t.mileage), units="mi")
+
+
+def _status(v: PackageVehicle) -> str:
+    return "new" if v.status == "new" else "used"
+
 
 def _add_customer(prospect: etree._Element, d: PackageData) -> None:
     customer = _sub(prospect, "customer")
@@ -324,7 +414,13 @@ def _add_customer(prospect: etree._Element, d: PackageData) -> None:
     if d.zip_code:
         _sub(address, "postalcode", d.zip_code)
     _sub(address, "country", _COUNTRY)
+    if timeframe := _timeframe(d.purchase_timeframe):
+        _sub(customer, "timeframe", timeframe)
     _sub(customer, "comments", _summary(d))
+
+
+def _timeframe(value: str) -> str:
+    return TIMEFRAME_DESCRIPTIONS.get(value) or _one_line(value)
 
 
 def _summary(d: PackageData) -> str:
@@ -352,6 +448,9 @@ def _summary(d: PackageData) -> str:
         credit,
         f"Lead score: {d.score}/100",
         f"Monthly income: ${d.monthly_income_cents // 100:,}",
+        f"Employment: {_one_line(d.employment_status) or 'not given'};"
+        f" months employed {_months(d.months_employed)}",
+        f"Months at address: {_months(d.months_at_address)}",
         consent,
     ]
     if source := _one_line(d.source):
@@ -359,6 +458,10 @@ def _summary(d: PackageData) -> str:
     if said := _one_line(d.comments):
         lines.append(f"Applicant comments: {said}")
     return "\n".join(lines)
+
+
+def _months(months: int) -> str:
+    return str(months) if months > 0 else "not given"
 
 
 def _one_line(text: str) -> str:

@@ -31,13 +31,13 @@ from server.agents.credit_check import CreditCheckAgent, CreditOutcome
 from server.agents.lead_packaging import LeadPackaging
 from server.agents.visitor_identifier import VisitorIdentifier
 from server.domain.clock import utcnow
+from server.domain.dealer_view import dealer_view
 from server.domain.leads import (
     LeadInput,
     LeadOutcome,
     LeadRecord,
     ProcessResult,
     ValidLead,
-    redacted_for_dealer,
 )
 from server.domain.principal import Principal, Role
 from server.domain.validation import validate_idempotency_key, validate_lead
@@ -134,7 +134,7 @@ class Orchestrator:
         record = await self._db.run(self._leads.get, stored.lead_id)
         if dealer_of(principal):
             return ProcessResult(
-                lead=redacted_for_dealer(record),
+                lead=dealer_view(record),
                 outcome=stored.outcome,
                 idempotent_replay=stored.replay,
             )
@@ -246,7 +246,7 @@ class Orchestrator:
             )
         await self.advance([lead_id])
         record = await self._db.run(self._leads.get, lead_id, dealer)
-        return redacted_for_dealer(record) if dealer else record
+        return dealer_view(record) if dealer else record
 
     async def sweep(self, older_than: dt.timedelta) -> int:
         """Resumes pipelines that stopped midway (a crash between steps); returns how many."""

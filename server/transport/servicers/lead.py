@@ -139,6 +139,7 @@ class LeadServicer(lead_service_pb2_grpc.LeadServiceServicer):
             request.body.data,
             md.get("x-ccl-timestamp", ""),
             md.get("x-ccl-signature", ""),
+            headers=md,  # webhook-id, webhook-timestamp, webhook-signature (Standard Webhooks)
         )
         return pb.ReceiveDealerWebhookResponse(
             results=[

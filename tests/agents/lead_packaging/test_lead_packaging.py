@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import json
+from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from server.agents.lead_packaging.agent import LeadPackaging
 from server.app import Application
@@ -129,3 +132,69 @@ def test_package_and_delivery_are_written_with_the_decision(
     lead = m.Lead.get_by_id(lead_id)
     assert lead.dealer_id == d and lead.delivery_state == "pending" and lead.score > 0
     assert m.Delivery.select().where(m.Delivery.created_at > dt.datetime(2000, 1, 1)).exists()
+
+
+ADF_DTD = etree.DTD(str(Path(__file__).parents[2] / "support" / "adf-1.0.dtd"))
+
+
+def test_package_carries_the_stored_vehicle_details_timeframe_and_employment(
+    application: Application, clean_dealers: None
+) -> None:
+    """What a lead says about its vehicles and timing is stored and reaches both formats."""
+    details = {
+        "vehicle_status": "VEHICLE_STATUS_NEW",
+        "purchase_timeframe": "PURCHASE_TIMEFRAME_WITHIN_3_MONTHS",
+        "trade_in": {"year": 2012, "make": "Honda", "model": "Fit", "mileage": 141000},
+        "employment_status": "full_time",
+        "months_employed": 40,
+        "months_at_address": 22,
+    }
+    dealer(delivery_format="adf")
+    result = route(application, credit_checked_lead(application, **details))
+    root = etree.fromstring(m.LeadPackage.get_by_id(result.package_id).body.encode())
+    assert ADF_DTD.validate(root), ADF_DTD.error_log.filter_from_errors()
+    p = "/adf/prospect"
+    assert root.xpath(f"string({p}/id)") == m.LeadPackage.get_by_id(result.package_id).lead_id
+    assert root.xpath(f"string({p}/vehicle[@interest='buy']/@status)") == "new"
+    trade = f"{p}/vehicle[@interest='trade-in']"
+    assert [root.xpath(f"string({trade}/{t})") for t in ("year", "make", "model", "odometer")] == [
+        "2012",
+        "Honda",
+        "Fit",
+        "141000",
+    ]
+    assert root.xpath(f"string({p}/customer/timeframe)") == "Within 3 months"
+    comments = str(root.xpath(f"string({p}/customer/comments)")).splitlines()
+    assert "Employment: full_time; months employed 40" in comments
+    assert "Months at address: 22" in comments
+
+    m.Dealer.update(active=False).execute()
+    dealer(delivery_format="json")
+    result = route(application, credit_checked_lead(application, **details))
+    doc = json.loads(m.LeadPackage.get_by_id(result.package_id).body)
+    assert doc["vehicle"]["status"] == "new"
+    assert doc["trade_in"] == {
+        "interest": "trade-in",
+        "year": 2012,
+        "make": "Honda",
+        "model": "Fit",
+        "mileage": 141000,
+    }
+    assert doc["purchase_timeframe"] == "within_3_months"
+    assert doc["employment"] == {
+        "status": "full_time",
+        "months_employed": 40,
+        "months_at_address": 22,
+    }
+
+
+def test_package_of_a_lead_without_the_new_details(
+    application: Application, clean_dealers: None
+) -> None:
+    dealer(delivery_format="adf")
+    result = route(application, credit_checked_lead(application))
+    root = etree.fromstring(m.LeadPackage.get_by_id(result.package_id).body.encode())
+    assert ADF_DTD.validate(root), ADF_DTD.error_log.filter_from_errors()
+    assert root.xpath("string(/adf/prospect/vehicle/@status)") == "used"
+    assert root.xpath("count(/adf/prospect/vehicle)") == 1
+    assert root.xpath("count(/adf/prospect/customer/timeframe)") == 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +18,11 @@ from server.agents.lead_packaging.render import (
     ADF_CONTENT_TYPE,
     JSON_CONTENT_TYPE,
     JSON_SCHEMA,
+    TIMEFRAME_DESCRIPTIONS,
     PackageConsent,
     PackageCredit,
     PackageData,
+    PackageTradeIn,
     PackageVehicle,
     clean_text,
     render,
@@ -28,64 +30,9 @@ from server.agents.lead_packaging.render import (
     render_json,
 )
 
-# The ADF 1.0 DTD for the elements a package uses, with the specification's typographic quotes
-# fixed. One rule is relaxed: the spec wants an email or a phone in every <contact>, and we know
-# neither for the dealer's vendor contact; the customer's email and phone are asserted apart.
-ADF_DTD = """
-<!ELEMENT adf (prospect+)>
-<!ELEMENT prospect (id*, requestdate, vehicle+, customer, vendor, provider?)>
-<!ATTLIST prospect status (new | resend) "new">
-<!ELEMENT id (#PCDATA)>
-<!ATTLIST id sequence CDATA #IMPLIED source CDATA #IMPLIED>
-<!ELEMENT requestdate (#PCDATA)>
-<!ELEMENT vehicle (id*, year, make, model, vin?, stock?, trim?, price?, finance?, comments?)>
-<!ATTLIST vehicle interest (buy | lease | sell | trade-in | test-drive) "buy"
-                  status (new | used) "new">
-<!ELEMENT year (#PCDATA)>
-<!ELEMENT make (#PCDATA)>
-<!ELEMENT model (#PCDATA)>
-<!ELEMENT vin (#PCDATA)>
-<!ELEMENT stock (#PCDATA)>
-<!ELEMENT trim (#PCDATA)>
-<!ELEMENT price (#PCDATA)>
-<!ATTLIST price type (quote | offer | msrp | invoice | call | appraisal | asking) "quote"
-                currency CDATA #IMPLIED delta (absolute | relative | percentage) #IMPLIED
-                relativeto (msrp | invoice) #IMPLIED source CDATA #IMPLIED>
-<!ELEMENT finance (method, amount+, balance?)>
-<!ELEMENT method (#PCDATA)>
-<!ELEMENT amount (#PCDATA)>
-<!ATTLIST amount type (downpayment | monthly | total) "total"
-                 limit (maximum | minimum | exact) "maximum" currency CDATA #IMPLIED>
-<!ELEMENT balance (#PCDATA)>
-<!ATTLIST balance type (finance | residual) "finance" currency CDATA #IMPLIED>
-<!ELEMENT customer (contact, id*, comments?)>
-<!ELEMENT comments (#PCDATA)>
-<!ELEMENT vendor (id*, vendorname, url?, contact)>
-<!ELEMENT vendorname (#PCDATA)>
-<!ELEMENT url (#PCDATA)>
-<!ELEMENT provider (id*, name, service?, url?, email?, phone?, contact?)>
-<!ELEMENT service (#PCDATA)>
-<!ELEMENT contact (name+, email?, phone*, address?)>
-<!ELEMENT name (#PCDATA)>
-<!ATTLIST name part (surname | first | middle | last | full) "full"
-               type (business | individual) "individual">
-<!ELEMENT email (#PCDATA)>
-<!ATTLIST email preferredcontact (0 | 1) "0">
-<!ELEMENT phone (#PCDATA)>
-<!ATTLIST phone type (voice | fax | cellphone | pager) "voice"
-                time (morning | afternoon | evening | nopreference | day) "nopreference"
-                preferredcontact (0 | 1) "0">
-<!ELEMENT address (street+, apartment?, city?, regioncode?, postalcode?, country?)>
-<!ATTLIST address type (work | home | delivery) #IMPLIED>
-<!ELEMENT street (#PCDATA)>
-<!ATTLIST street line CDATA #IMPLIED>
-<!ELEMENT apartment (#PCDATA)>
-<!ELEMENT city (#PCDATA)>
-<!ELEMENT regioncode (#PCDATA)>
-<!ELEMENT postalcode (#PCDATA)>
-<!ELEMENT country (#PCDATA)>
-"""
-DTD = etree.DTD(io.StringIO(ADF_DTD))
+# The full public ADF 1.0 DTD (SendADF's copy, typographic errors repaired; see the file).
+ADF_DTD_PATH = Path(__file__).parents[2] / "support" / "adf-1.0.dtd"
+DTD = etree.DTD(str(ADF_DTD_PATH))
 
 DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 P = "/adf/prospect"
@@ -110,10 +57,26 @@ ADF_PATHS: dict[str, str | None] = {
     "provider_name": f"{P}/provider/name[@part='full']",
     "provider_service": f"{P}/provider/service",
     "provider_url": f"{P}/provider/url",
+    "provider_email": f"{P}/provider/email",
+    "dealer_phone": f"{P}/vendor/contact/phone",
+    # None: checked apart (an empty vendor email when the dealer has neither; the timeframe's
+    # description; the employment in the summary).
+    "dealer_email": None,
+    "purchase_timeframe": None,
+    "employment_status": None,
     "source": None,
     "comments": None,
 }
-OPTIONAL_ELEMENTS = {"street2", "city", "state", "zip_code", "provider_service", "provider_url"}
+OPTIONAL_ELEMENTS = {
+    "street2",
+    "city",
+    "state",
+    "zip_code",
+    "provider_service",
+    "provider_url",
+    "provider_email",
+    "dealer_phone",
+}
 STRING_FIELDS = [f.name for f in dataclasses.fields(PackageData) if f.type == "str"]
 
 
@@ -234,8 +197,9 @@ def test_example_adf_leaves_out_what_is_not_known() -> None:
         f"{P}/vehicle/trim",
         f"{P}/vehicle/price",
         f"{CONTACT}/address/street[@line='2']",
-        f"{P}/provider/service",
-        f"{P}/provider/url",
+        f"{P}/vehicle[@interest='trade-in']",
+        f"{P}/customer/timeframe",
+        f"{P}/vendor/contact/phone",
     ):
         assert count(root, path) == 0, path
 
@@ -246,6 +210,8 @@ def test_example_adf_comments_summarise_credit_score_income_and_consent() -> Non
         "Credit: prequalified; tier B; score band 650-699",
         "Lead score: 82/100",
         "Monthly income: $4,200",
+        "Employment: not given; months employed not given",
+        "Months at address: not given",
         "TCPA consent: granted 2026-11-24T23:57:03+00:00; certificate cert-7f3a",
         "Lead source: website",
         "Applicant comments: Call after 5pm please",
@@ -309,6 +275,127 @@ def test_adf_without_vehicle_credit_or_consent() -> None:
     assert text(root, f"{P}/provider/url") == "https://completecarloans.com"
 
 
+def test_adf_carries_the_lead_vehicle_details_timeframe_and_employment() -> None:
+    data = maria(
+        vehicle=PackageVehicle(year=2026, make="Kia", model="Sorento", status="new"),
+        trade_in=PackageTradeIn(year=2014, make="Ford", model="Focus", mileage=128500),
+        purchase_timeframe="within_month",
+        employment_status="full_time",
+        months_employed=30,
+        months_at_address=18,
+    )
+    root = parse_adf(render_adf(data))
+    vehicles = root.xpath(f"{P}/vehicle")
+    assert [(v.get("interest"), v.get("status")) for v in vehicles] == [
+        ("buy", "new"),
+        ("trade-in", "used"),
+    ]
+    trade = f"{P}/vehicle[@interest='trade-in']"
+    assert [e.tag for e in root.xpath(f"{trade}/*")] == ["year", "make", "model", "odometer"]
+    assert [text(root, f"{trade}/{t}") for t in ("year", "make", "model", "odometer")] == [
+        "2014",
+        "Ford",
+        "Focus",
+        "128500",
+    ]
+    assert text(root, f"{trade}/odometer/@units") == "mi"
+    assert text(root, f"{P}/customer/timeframe") == "Within a month"
+    assert [e.tag for e in root.xpath(f"{P}/customer/*")] == ["contact", "timeframe", "comments"]
+    lines = text(root, f"{P}/customer/comments").splitlines()
+    assert "Employment: full_time; months employed 30" in lines
+    assert "Months at address: 18" in lines
+
+
+@pytest.mark.parametrize(
+    ("value", "description"),
+    [
+        ("within_week", "Within a week"),
+        ("within_month", "Within a month"),
+        ("within_3_months", "Within 3 months"),
+        ("later", "More than 3 months"),
+    ],
+)
+def test_adf_timeframe_descriptions(value: str, description: str) -> None:
+    root = parse_adf(render_adf(maria(purchase_timeframe=value)))
+    assert text(root, f"{P}/customer/timeframe") == description
+
+
+def test_adf_vehicle_status_defaults_to_used() -> None:
+    for status in ("", "used", "USED", "other"):
+        root = parse_adf(render_adf(maria(vehicle=PackageVehicle(make="Kia", status=status))))
+        assert text(root, f"{P}/vehicle/@status") == "used"
+
+
+def test_adf_vendor_and_provider_contacts_have_an_email_or_phone() -> None:
+    root = parse_adf(render_adf(maria(dealer_email="sales@springfield.example")))
+    vendor = f"{P}/vendor/contact"
+    assert text(root, f"{vendor}/name[@part='full'][@type='business']") == "Springfield Auto Mall"
+    assert text(root, f"{vendor}/email") == "sales@springfield.example"
+    assert count(root, f"{vendor}/phone") == 0
+    provider = f"{P}/provider"
+    assert [e.tag for e in root.xpath(f"{provider}/*")] == [
+        "name",
+        "service",
+        "url",
+        "email",
+        "contact",
+    ]
+    assert text(root, f"{provider}/name") == "Complete Car Loans"
+    assert text(root, f"{provider}/service") == "Auto loan prequalification"
+    assert text(root, f"{provider}/url") == "https://completecarloans.com"
+    assert text(root, f"{provider}/email") == "dealers@completecarloans.com"
+    assert text(root, f"{provider}/contact/name") == "Complete Car Loans Dealer Support"
+    assert text(root, f"{provider}/contact/email") == "dealers@completecarloans.com"
+
+    root = parse_adf(render_adf(maria(dealer_phone="+13125550100")))
+    assert count(root, f"{vendor}/email") == 0
+    assert text(root, f"{vendor}/phone[@type='voice']") == "+13125550100"
+
+    both = parse_adf(render_adf(maria(dealer_email="a@b.example", dealer_phone="+13125550100")))
+    assert [e.tag for e in both.xpath(f"{vendor}/*")] == ["name", "email", "phone"]
+
+
+def test_adf_vendor_contact_without_dealer_email_or_phone_is_an_empty_email() -> None:
+    root = parse_adf(render_adf(maria()))
+    vendor = f"{P}/vendor/contact"
+    assert [e.tag for e in root.xpath(f"{vendor}/*")] == ["name", "email"]
+    assert text(root, f"{vendor}/email") == ""
+
+
+def test_the_full_dtd_refuses_a_contact_without_email_or_phone() -> None:
+    root = etree.fromstring(render_adf(maria()))
+    for email in root.iterfind("prospect/vendor/contact/email"):
+        email.getparent().remove(email)  # type: ignore[union-attr]
+    assert not DTD.validate(root)
+    assert "contact" in str(DTD.error_log)
+
+
+def test_json_carries_the_lead_vehicle_details_timeframe_and_employment() -> None:
+    data = maria(
+        vehicle=PackageVehicle(year=2026, make="Kia", model="Sorento", status="new"),
+        trade_in=PackageTradeIn(year=2014, make="Ford", model="Focus", mileage=128500),
+        purchase_timeframe="within_month",
+        employment_status="full_time",
+        months_employed=30,
+        months_at_address=18,
+    )
+    doc = json.loads(render_json(data))
+    assert doc["vehicle"]["status"] == "new"
+    assert doc["trade_in"] == {
+        "interest": "trade-in",
+        "year": 2014,
+        "make": "Ford",
+        "model": "Focus",
+        "mileage": 128500,
+    }
+    assert doc["purchase_timeframe"] == "within_month"
+    assert doc["employment"] == {
+        "status": "full_time",
+        "months_employed": 30,
+        "months_at_address": 18,
+    }
+
+
 def test_adf_request_date_converts_aware_times_to_utc() -> None:
     created = dt.datetime(2026, 11, 24, 17, 58, 21, 999, tzinfo=dt.timezone(dt.timedelta(hours=-6)))
     root = parse_adf(render_adf(maria(created_at=created)))
@@ -337,6 +424,9 @@ def test_example_json() -> None:
         "source",
         "comments",
         "provider",
+        "trade_in",
+        "purchase_timeframe",
+        "employment",
     ]
     assert doc == {
         "schema": JSON_SCHEMA,
@@ -389,7 +479,15 @@ def test_example_json() -> None:
         },
         "source": "website",
         "comments": "Call after 5pm",
-        "provider": {"name": "Complete Car Loans", "service": "", "url": ""},
+        "provider": {
+            "name": "Complete Car Loans",
+            "service": "Auto loan prequalification",
+            "url": "https://completecarloans.com",
+            "email": "dealers@completecarloans.com",
+        },
+        "trade_in": None,
+        "purchase_timeframe": "",
+        "employment": {"status": "", "months_employed": 0, "months_at_address": 0},
     }
 
 
@@ -435,7 +533,7 @@ PRIVATE = re.compile(r"birth|dob|ssn|social", re.IGNORECASE)
 
 
 def test_package_data_has_no_field_for_a_birth_date_or_ssn() -> None:
-    classes = (PackageData, PackageVehicle, PackageCredit, PackageConsent)
+    classes = (PackageData, PackageVehicle, PackageTradeIn, PackageCredit, PackageConsent)
     names = [f.name for cls in classes for f in dataclasses.fields(cls)]
     assert not [name for name in names if PRIVATE.search(name)]
 
@@ -484,8 +582,9 @@ def hostile_package(value: str) -> PackageData:
     return maria(
         **{name: value for name in STRING_FIELDS},
         vehicle=PackageVehicle(
-            year=2020, make=value, model=value, trim=value, vin=value, price_cents=1
+            year=2020, make=value, model=value, trim=value, vin=value, price_cents=1, status=value
         ),
+        trade_in=PackageTradeIn(year=2015, make=value, model=value, mileage=1),
         credit=PackageCredit(decision=value, tier=value, score_band=value, source=value),
         consent=PackageConsent(tcpa=True, certificate_id=value, page_url=value),
     )
@@ -505,10 +604,31 @@ def assert_adf_round_trips(data: PackageData) -> None:
             assert count(root, path) == 1, name
             assert text(root, path) == expected, name
     v = data.vehicle
-    assert text(root, f"{P}/vehicle/make") == clean_text(v.make)
-    assert text(root, f"{P}/vehicle/model") == clean_text(v.model)
+    buy = f"{P}/vehicle[@interest='buy']"
+    assert text(root, f"{buy}/make") == clean_text(v.make)
+    assert text(root, f"{buy}/model") == clean_text(v.model)
+    assert text(root, f"{buy}/@status") == ("new" if v.status == "new" else "used")
     assert text(root, f"{P}/id/@source") == clean_text(data.provider_name)
+    trade = f"{P}/vehicle[@interest='trade-in']"
+    t = data.trade_in
+    assert count(root, trade) == (0 if t is None else 1)
+    if t is not None:
+        assert text(root, f"{trade}/make") == clean_text(t.make)
+        assert text(root, f"{trade}/model") == clean_text(t.model)
+        assert text(root, f"{trade}/year") == (str(t.year) if t.year > 0 else "")
+        assert text(root, f"{trade}/odometer") == (str(t.mileage) if t.mileage > 0 else "")
+    # The vendor contact has an email or a phone (the DTD checks it) and says nothing false.
+    vendor = f"{P}/vendor/contact"
+    assert text(root, f"{vendor}/name") == clean_text(data.dealer_name)
+    if clean_text(data.dealer_email) or not clean_text(data.dealer_phone):
+        assert text(root, f"{vendor}/email") == clean_text(data.dealer_email)
+    else:
+        assert count(root, f"{vendor}/email") == 0
+    timeframe = " ".join(clean_text(data.purchase_timeframe).split())
+    assert count(root, f"{P}/customer/timeframe") == (1 if timeframe else 0)
     comments = text(root, f"{P}/customer/comments")
+    employment = " ".join(clean_text(data.employment_status).split()) or "not given"
+    assert f"\nEmployment: {employment}; months employed " in comments
     said = " ".join(clean_text(data.comments).split())
     assert comments.endswith(f"\nApplicant comments: {said}" if said else "")
 
@@ -537,6 +657,26 @@ def assert_json_round_trips(data: PackageData) -> None:
         "name": c(data.provider_name),
         "service": c(data.provider_service),
         "url": c(data.provider_url),
+        "email": c(data.provider_email),
+    }
+    assert doc["vehicle"]["status"] == ("new" if data.vehicle.status == "new" else "used")
+    t = data.trade_in
+    assert doc["trade_in"] == (
+        None
+        if t is None
+        else {
+            "interest": "trade-in",
+            "year": t.year or None,
+            "make": c(t.make),
+            "model": c(t.model),
+            "mileage": t.mileage or None,
+        }
+    )
+    assert doc["purchase_timeframe"] == c(data.purchase_timeframe)
+    assert doc["employment"] == {
+        "status": c(data.employment_status),
+        "months_employed": data.months_employed,
+        "months_at_address": data.months_at_address,
     }
     assert [doc["source"], doc["comments"]] == [c(data.source), c(data.comments)]
     v = data.vehicle
@@ -593,7 +733,11 @@ def test_clean_text(raw: str, clean: str) -> None:
 # Properties over any text, including the characters XML cannot carry.
 
 EDGY = st.sampled_from(list("\x00\x08\x0b\x0c\x1f\ufffe\uffff\ud800\udfff<>&\"']\r\n\t \u2028"))
-TEXT = st.text(st.one_of(st.characters(exclude_categories=()), EDGY), max_size=40)
+CHARS = st.one_of(st.characters(exclude_categories=()), EDGY)
+TEXT = st.one_of(
+    st.text(CHARS, max_size=40),
+    st.text(CHARS, min_size=200, max_size=2_000),  # long values
+)
 TIMES = st.datetimes(
     min_value=dt.datetime(1970, 1, 1),
     max_value=dt.datetime(2100, 1, 1),
@@ -611,7 +755,20 @@ PACKAGES = st.builds(
         trim=TEXT,
         vin=TEXT,
         price_cents=CENTS,
+        status=st.one_of(st.sampled_from(["new", "used", ""]), TEXT),
     ),
+    trade_in=st.one_of(
+        st.none(),
+        st.builds(
+            PackageTradeIn,
+            year=st.integers(min_value=0, max_value=9999),
+            make=TEXT,
+            model=TEXT,
+            mileage=st.integers(min_value=0, max_value=10**7),
+        ),
+    ),
+    months_employed=st.integers(min_value=0, max_value=1200),
+    months_at_address=st.integers(min_value=0, max_value=1200),
     down_payment_cents=CENTS,
     monthly_income_cents=CENTS,
     credit=st.one_of(
@@ -634,7 +791,8 @@ PACKAGES = st.builds(
         certificate_id=TEXT,
         page_url=TEXT,
     ),
-    **{name: TEXT for name in STRING_FIELDS},
+    purchase_timeframe=st.one_of(st.sampled_from(list(TIMEFRAME_DESCRIPTIONS)), TEXT),
+    **{name: TEXT for name in STRING_FIELDS if name != "purchase_timeframe"},
 )
 
 

@@ -9,6 +9,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class PurchaseTimeframe(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PURCHASE_TIMEFRAME_UNSPECIFIED: _ClassVar[PurchaseTimeframe]
+    PURCHASE_TIMEFRAME_WITHIN_WEEK: _ClassVar[PurchaseTimeframe]
+    PURCHASE_TIMEFRAME_WITHIN_MONTH: _ClassVar[PurchaseTimeframe]
+    PURCHASE_TIMEFRAME_WITHIN_3_MONTHS: _ClassVar[PurchaseTimeframe]
+    PURCHASE_TIMEFRAME_LATER: _ClassVar[PurchaseTimeframe]
+
+class VehicleStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VEHICLE_STATUS_UNSPECIFIED: _ClassVar[VehicleStatus]
+    VEHICLE_STATUS_NEW: _ClassVar[VehicleStatus]
+    VEHICLE_STATUS_USED: _ClassVar[VehicleStatus]
+
 class LeadStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     LEAD_STATUS_UNSPECIFIED: _ClassVar[LeadStatus]
@@ -65,6 +79,14 @@ class Agent(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AGENT_EMAIL_REENGAGEMENT: _ClassVar[Agent]
     AGENT_REALTIME_CHAT: _ClassVar[Agent]
     AGENT_ORCHESTRATOR: _ClassVar[Agent]
+PURCHASE_TIMEFRAME_UNSPECIFIED: PurchaseTimeframe
+PURCHASE_TIMEFRAME_WITHIN_WEEK: PurchaseTimeframe
+PURCHASE_TIMEFRAME_WITHIN_MONTH: PurchaseTimeframe
+PURCHASE_TIMEFRAME_WITHIN_3_MONTHS: PurchaseTimeframe
+PURCHASE_TIMEFRAME_LATER: PurchaseTimeframe
+VEHICLE_STATUS_UNSPECIFIED: VehicleStatus
+VEHICLE_STATUS_NEW: VehicleStatus
+VEHICLE_STATUS_USED: VehicleStatus
 LEAD_STATUS_UNSPECIFIED: LeadStatus
 LEAD_STATUS_RECEIVED: LeadStatus
 LEAD_STATUS_PREQUALIFIED: LeadStatus
@@ -156,7 +178,7 @@ class Consent(_message.Message):
     def __init__(self, tcpa: _Optional[bool] = ..., fcra_soft_pull: _Optional[bool] = ..., consent_text: _Optional[str] = ..., ip_address: _Optional[str] = ..., user_agent: _Optional[str] = ..., page_url: _Optional[str] = ..., certificate_id: _Optional[str] = ..., consented_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class LeadInput(_message.Message):
-    __slots__ = ("first_name", "last_name", "email", "phone", "date_of_birth", "address", "monthly_income_cents", "down_payment_cents", "vehicle", "consent", "source", "visitor_id", "employment_status", "months_employed", "months_at_address")
+    __slots__ = ("first_name", "last_name", "email", "phone", "date_of_birth", "address", "monthly_income_cents", "down_payment_cents", "vehicle", "consent", "source", "visitor_id", "employment_status", "months_employed", "months_at_address", "trade_in", "purchase_timeframe", "vehicle_status")
     FIRST_NAME_FIELD_NUMBER: _ClassVar[int]
     LAST_NAME_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +194,9 @@ class LeadInput(_message.Message):
     EMPLOYMENT_STATUS_FIELD_NUMBER: _ClassVar[int]
     MONTHS_EMPLOYED_FIELD_NUMBER: _ClassVar[int]
     MONTHS_AT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TRADE_IN_FIELD_NUMBER: _ClassVar[int]
+    PURCHASE_TIMEFRAME_FIELD_NUMBER: _ClassVar[int]
+    VEHICLE_STATUS_FIELD_NUMBER: _ClassVar[int]
     first_name: str
     last_name: str
     email: str
@@ -187,7 +212,22 @@ class LeadInput(_message.Message):
     employment_status: str
     months_employed: int
     months_at_address: int
-    def __init__(self, first_name: _Optional[str] = ..., last_name: _Optional[str] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ..., date_of_birth: _Optional[str] = ..., address: _Optional[_Union[Address, _Mapping]] = ..., monthly_income_cents: _Optional[int] = ..., down_payment_cents: _Optional[int] = ..., vehicle: _Optional[_Union[Vehicle, _Mapping]] = ..., consent: _Optional[_Union[Consent, _Mapping]] = ..., source: _Optional[str] = ..., visitor_id: _Optional[str] = ..., employment_status: _Optional[str] = ..., months_employed: _Optional[int] = ..., months_at_address: _Optional[int] = ...) -> None: ...
+    trade_in: TradeIn
+    purchase_timeframe: PurchaseTimeframe
+    vehicle_status: VehicleStatus
+    def __init__(self, first_name: _Optional[str] = ..., last_name: _Optional[str] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ..., date_of_birth: _Optional[str] = ..., address: _Optional[_Union[Address, _Mapping]] = ..., monthly_income_cents: _Optional[int] = ..., down_payment_cents: _Optional[int] = ..., vehicle: _Optional[_Union[Vehicle, _Mapping]] = ..., consent: _Optional[_Union[Consent, _Mapping]] = ..., source: _Optional[str] = ..., visitor_id: _Optional[str] = ..., employment_status: _Optional[str] = ..., months_employed: _Optional[int] = ..., months_at_address: _Optional[int] = ..., trade_in: _Optional[_Union[TradeIn, _Mapping]] = ..., purchase_timeframe: _Optional[_Union[PurchaseTimeframe, str]] = ..., vehicle_status: _Optional[_Union[VehicleStatus, str]] = ...) -> None: ...
+
+class TradeIn(_message.Message):
+    __slots__ = ("year", "make", "model", "mileage")
+    YEAR_FIELD_NUMBER: _ClassVar[int]
+    MAKE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MILEAGE_FIELD_NUMBER: _ClassVar[int]
+    year: int
+    make: str
+    model: str
+    mileage: int
+    def __init__(self, year: _Optional[int] = ..., make: _Optional[str] = ..., model: _Optional[str] = ..., mileage: _Optional[int] = ...) -> None: ...
 
 class CreditResult(_message.Message):
     __slots__ = ("decision", "source", "tier", "score_band", "max_payment_cents", "max_amount_cents", "reference_id", "check_time")

@@ -202,9 +202,12 @@ class LeadServiceServicer:
 
     def RedeliverPackage(self, request, context):
         """Queues a rejected or dead-lettered delivery for another round of attempts.
-        Redelivering a delivered or still pending delivery changes nothing.
+        Redelivering a delivery still pending or retrying changes nothing and returns
+        it as it is. A delivered package is never sent again: the dealer has it.
 
-        Errors: NOT_FOUND (DELIVERY_NOT_FOUND).
+        Errors: NOT_FOUND (DELIVERY_NOT_FOUND), FAILED_PRECONDITION (ALREADY_DELIVERED:
+        the dealer accepted this package already; DEALER_INACTIVE: nothing is sent to
+        an inactive dealer).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
