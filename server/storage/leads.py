@@ -489,14 +489,7 @@ def _to_record(
         employment_status=row.employment_status,
         months_employed=row.months_employed,
         months_at_address=row.months_at_address,
-        trade_in=TradeInInput(
-            year=row.trade_in_year,
-            make=row.trade_in_make,
-            model=row.trade_in_model,
-            mileage=row.trade_in_mileage,
-        )
-        if row.trade_in_make
-        else None,
+        trade_in=trade_in_of(row),
         purchase_timeframe=row.purchase_timeframe,
         vehicle_status=row.vehicle_status,
     )
@@ -515,4 +508,16 @@ def _to_record(
         delivery_state=row.delivery_state,
         source_dealer_id=row.source_dealer_id or "",
         reason=row.reason,
+    )
+
+
+def trade_in_of(row: m.Lead) -> TradeInInput | None:
+    """A stored lead's trade-in vehicle (None when it gave none: a trade-in needs a make)."""
+    if not row.trade_in_make:
+        return None
+    return TradeInInput(
+        year=row.trade_in_year,
+        make=row.trade_in_make,
+        model=row.trade_in_model,
+        mileage=row.trade_in_mileage,
     )

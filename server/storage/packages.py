@@ -14,10 +14,10 @@ from typing import Any
 
 import peewee as pw
 
-from server.domain.leads import ActivityEntry, CreditResult, LeadStatus, TradeInInput
+from server.domain.leads import ActivityEntry, CreditResult, LeadStatus
 from server.domain.routing import RoutingDealer, RoutingLead, TcpaConsent
 from server.storage import models as m
-from server.storage.leads import append_activities
+from server.storage.leads import append_activities, trade_in_of
 
 DELIVERY_PENDING = "pending"
 
@@ -108,14 +108,7 @@ class PackageRepository:
             employment_status=row.employment_status,
             vehicle_status=row.vehicle_status,
             purchase_timeframe=row.purchase_timeframe,
-            trade_in=TradeInInput(
-                year=row.trade_in_year,
-                make=row.trade_in_make,
-                model=row.trade_in_model,
-                mileage=row.trade_in_mileage,
-            )
-            if row.trade_in_make
-            else None,
+            trade_in=trade_in_of(row),
         )
 
     def source_dealer(self, dealer_id: str) -> RoutingDealer | None:
