@@ -111,6 +111,8 @@ def cmd_dealers_create(args: argparse.Namespace) -> int:
         endpoint_url=args.endpoint,
         delivery_format=args.format,
         signing_secret=args.secret,
+        contact_email=args.contact_email,
+        contact_phone=args.contact_phone,
     )
     record, generated = _with_app(lambda app: asyncio.run(app.dealers.create(dealer)))
     print(record.dealer_id)
@@ -153,6 +155,8 @@ def cmd_dealers_update(args: argparse.Namespace) -> int:
         "weight": args.weight,
         "endpoint_url": args.endpoint,
         "active": args.active,
+        "contact_email": args.contact_email,
+        "contact_phone": args.contact_phone,
     }
     fields = [k for k, v in changes.items() if v is not None]
     dealer = DealerInput(**{k: v for k, v in changes.items() if v is not None})
@@ -233,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight", type=int, default=1, help="share within its priority (1-100)")
     p.add_argument("--endpoint", default="", help="URL packages are POSTed to")
     p.add_argument("--format", default="json", choices=["json", "adf"])
+    p.add_argument("--contact-email", default="", help="who at the dealer receives the leads")
+    p.add_argument(
+        "--contact-phone", default="", help="their phone (an ADF dealer needs an email or a phone)"
+    )
     p.add_argument(
         "--secret",
         default="",
@@ -249,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--priority", type=int)
     p.add_argument("--weight", type=int)
     p.add_argument("--endpoint")
+    p.add_argument("--contact-email")
+    p.add_argument("--contact-phone")
     p.add_argument("--active", action=argparse.BooleanOptionalAction, default=None)
     p.set_defaults(fn=cmd_dealers_update)
     p = dealers.add_parser(

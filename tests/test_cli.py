@@ -89,6 +89,8 @@ def test_dealers_create_list_update(db_url: str) -> None:
         "https://crm.example/leads",
         "--format",
         "adf",
+        "--contact-email",
+        "leads@cli-motors.example",
     )
     assert created.returncode == 0, created.stderr
     dealer_id = created.stdout.strip()

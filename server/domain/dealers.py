@@ -24,6 +24,8 @@ class DealerInput:
     delivery_format: str = "json"
     signing_secret: str = ""
     active: bool = True
+    contact_email: str = ""
+    contact_phone: str = ""
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class DealerRecord:
     active: bool
     created_at: dt.datetime
     updated_at: dt.datetime
+    contact_email: str = ""
+    contact_phone: str = ""
 
 
 # Signing secrets follow Standard Webhooks: "whsec_" + base64 of the HMAC key's bytes.

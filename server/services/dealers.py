@@ -25,7 +25,13 @@ from server.domain.dealers import (
     secret_problem,
 )
 from server.domain.leads import PageResult
-from server.domain.validation import US_STATES, Collector, is_http_url
+from server.domain.validation import (
+    US_STATES,
+    Collector,
+    is_http_url,
+    normalize_email,
+    normalize_phone,
+)
 from server.errors import FieldViolation, InvalidArgumentError
 from server.storage.db import Database
 from server.storage.dealers import DealerRepository
@@ -82,6 +88,29 @@ def validate_dealer(
         out.delivery_format = d.delivery_format or "json"
         if out.delivery_format not in ("json", "adf"):
             v.append(FieldViolation("dealer.delivery_format", "must be json or adf"))
+    if "contact_email" in fields:
+        out.contact_email = d.contact_email.strip()
+        if out.contact_email:
+            try:
+                out.contact_email = normalize_email(out.contact_email)
+            except ValueError:
+                v.append(FieldViolation("dealer.contact_email", "is not a valid email address"))
+    if "contact_phone" in fields:
+        out.contact_phone = d.contact_phone.strip()
+        if out.contact_phone:
+            try:
+                out.contact_phone = normalize_phone(out.contact_phone[:32], "US")
+            except ValueError as e:
+                v.append(FieldViolation("dealer.contact_phone", str(e)))
+    if (
+        not updating
+        and out.delivery_format == "adf"
+        and not (out.contact_email or out.contact_phone)
+    ):
+        # The ADF <vendor><contact> needs an email or a phone (the public ADF 1.0 DTD).
+        v.append(
+            FieldViolation("dealer.contact_email", "an ADF dealer needs a contact email or phone")
+        )
     if "signing_secret" in fields and (d.signing_secret or updating):
         problem = secret_problem(d.signing_secret)
         if problem:

@@ -37,6 +37,8 @@ def _record(r: m.Dealer) -> DealerRecord:
         active=r.active,
         created_at=r.created_at,
         updated_at=r.updated_at,
+        contact_email=r.contact_email,
+        contact_phone=r.contact_phone,
     )
 
 

@@ -72,6 +72,8 @@ class Dealer(BaseModel):
     weight = pw.IntegerField(default=1)
     endpoint_url = pw.TextField(default="")
     delivery_format = pw.CharField(max_length=8, default="json")
+    contact_email = pw.CharField(max_length=320, default="")
+    contact_phone = pw.CharField(max_length=32, default="")
     signing_secret = EncryptedTextField(null=True)
     # During a secret rotation: the secret replaced, which still signs and verifies until then.
     previous_signing_secret = EncryptedTextField(null=True)

@@ -233,4 +233,6 @@ def _dealer(row: m.Dealer) -> RoutingDealer:
         priority=row.priority,
         weight=row.weight,
         delivery_format=row.delivery_format,
+        contact_email=row.contact_email,
+        contact_phone=row.contact_phone,
     )

@@ -395,6 +395,8 @@ def dealer_input(message: dealer_pb.Dealer) -> DealerInput:
         delivery_format=fmt or "json",
         signing_secret=message.signing_secret,
         active=message.active if message.HasField("active") else defaults.active,
+        contact_email=message.contact_email,
+        contact_phone=message.contact_phone,
     )
 
 
@@ -414,6 +416,8 @@ def dealer_message(r: DealerRecord) -> dealer_pb.Dealer:
         active=r.active,
         create_time=to_timestamp(r.created_at),
         update_time=to_timestamp(r.updated_at),
+        contact_email=r.contact_email,
+        contact_phone=r.contact_phone,
     )
 
 

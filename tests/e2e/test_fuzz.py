@@ -231,6 +231,7 @@ VALID_DEALER = {
     "daily_cap": 10,
     "endpoint_url": "https://crm.example.com/leads",
     "delivery_format": "DELIVERY_FORMAT_ADF",
+    "contact_email": "leads@fuzz-auto.example",
 }
 
 

@@ -76,6 +76,7 @@ def dealers(admin: httpx.Client, crm: tuple[FakeCrm, str], server: ServerThread)
             "weight": 1,
             "endpoint_url": url,
             "delivery_format": "DELIVERY_FORMAT_ADF",
+            "contact_email": "Leads@Springfield-Auto.example",
             "signing_secret": SECRET_A,
             "active": True,
         },
@@ -164,6 +165,8 @@ def test_crm_receives_the_signed_adf_exactly_once_after_two_500s(
     assert document.findtext("prospect/customer/contact/name[@part='last']") == "Lopez"
     assert fake.accepted[0].headers["content-type"].startswith("application/xml")
     assert b"1990-04-12" not in fake.accepted[0].body  # no date of birth for dealers
+    # The vendor contact is the dealer's own (normalised), as the ADF 1.0 DTD requires.
+    assert document.findtext("prospect/vendor/contact/email") == "leads@springfield-auto.example"
 
     deliveries = admin.get(f"/api/leads/{delivered['lead']['lead_id']}/deliveries").json()[
         "deliveries"

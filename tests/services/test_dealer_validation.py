@@ -99,3 +99,23 @@ def test_an_update_cannot_empty_the_secret() -> None:
 def test_endpoint_urls_refuse_characters_rfc_3986_never_allows(char: str) -> None:
     url = f"https://user:pa{char}ss@crm.example.com/leads"
     assert "dealer.endpoint_url" in violations(DealerInput(name="D", endpoint_url=url))
+
+
+def test_contacts_are_normalised_and_checked() -> None:
+    valid = validate_dealer(
+        DealerInput(name="D", contact_email=" Leads@Example.COM ", contact_phone="(312) 555-0182")
+    )
+    assert (valid.contact_email, valid.contact_phone) == ("leads@example.com", "+13125550182")
+    bad = violations(DealerInput(name="D", contact_email="not-an-email", contact_phone="12"))
+    assert {"dealer.contact_email", "dealer.contact_phone"} <= set(bad)
+
+
+def test_an_adf_dealer_needs_a_contact_when_created() -> None:
+    """The ADF <vendor><contact> needs an email or a phone (the public ADF 1.0 DTD)."""
+    assert "dealer.contact_email" in violations(DealerInput(name="D", delivery_format="adf"))
+    validate_dealer(DealerInput(name="D", delivery_format="adf", contact_phone="(312) 555-0182"))
+    validate_dealer(DealerInput(name="D", delivery_format="json"))  # JSON has no such element
+    # An update changes only what it names (an older dealer without one keeps working).
+    validate_dealer(
+        DealerInput(delivery_format="adf"), frozenset({"delivery_format"}), updating=True
+    )

@@ -207,6 +207,7 @@ def processed(http: httpx.Client, crm: tuple[FakeCrm, str]) -> dict[str, dict[st
                 "endpoint_url": f"{url}/{fmt}",
                 "delivery_format": delivery_format,
                 "signing_secret": SECRET,
+                "contact_phone": "(312) 555-0100",
                 "active": True,
             },
         )

@@ -22,7 +22,7 @@ DELIVERY_FORMAT_JSON: DeliveryFormat
 DELIVERY_FORMAT_ADF: DeliveryFormat
 
 class Dealer(_message.Message):
-    __slots__ = ("dealer_id", "name", "states", "zip_prefixes", "accepted_tiers", "daily_cap", "priority", "weight", "endpoint_url", "delivery_format", "signing_secret", "signing_secret_set", "active", "create_time", "update_time")
+    __slots__ = ("dealer_id", "name", "states", "zip_prefixes", "accepted_tiers", "daily_cap", "priority", "weight", "endpoint_url", "delivery_format", "signing_secret", "signing_secret_set", "active", "create_time", "update_time", "contact_email", "contact_phone")
     DEALER_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATES_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,8 @@ class Dealer(_message.Message):
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CONTACT_EMAIL_FIELD_NUMBER: _ClassVar[int]
+    CONTACT_PHONE_FIELD_NUMBER: _ClassVar[int]
     dealer_id: str
     name: str
     states: _containers.RepeatedScalarFieldContainer[str]
@@ -53,7 +55,9 @@ class Dealer(_message.Message):
     active: bool
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, dealer_id: _Optional[str] = ..., name: _Optional[str] = ..., states: _Optional[_Iterable[str]] = ..., zip_prefixes: _Optional[_Iterable[str]] = ..., accepted_tiers: _Optional[_Iterable[str]] = ..., daily_cap: _Optional[int] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., endpoint_url: _Optional[str] = ..., delivery_format: _Optional[_Union[DeliveryFormat, str]] = ..., signing_secret: _Optional[str] = ..., signing_secret_set: _Optional[bool] = ..., active: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    contact_email: str
+    contact_phone: str
+    def __init__(self, dealer_id: _Optional[str] = ..., name: _Optional[str] = ..., states: _Optional[_Iterable[str]] = ..., zip_prefixes: _Optional[_Iterable[str]] = ..., accepted_tiers: _Optional[_Iterable[str]] = ..., daily_cap: _Optional[int] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., endpoint_url: _Optional[str] = ..., delivery_format: _Optional[_Union[DeliveryFormat, str]] = ..., signing_secret: _Optional[str] = ..., signing_secret_set: _Optional[bool] = ..., active: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., contact_email: _Optional[str] = ..., contact_phone: _Optional[str] = ...) -> None: ...
 
 class CreateDealerRequest(_message.Message):
     __slots__ = ("dealer",)
