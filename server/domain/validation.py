@@ -244,7 +244,12 @@ def validate_lead(
                 c.add("date_of_birth", f"the applicant must be at most {MAX_AGE_YEARS}")
 
     address = _validate_address(c, lead.address)
-    c.int_range("monthly_income_cents", lead.monthly_income_cents, 0, MAX_MONTHLY_INCOME_CENTS)
+    if lead.monthly_income_cents == 0:
+        # The credit decision needs it: a misspelt or missing field (JSON drops unknown names,
+        # leaving 0) must be a violation, never a silent decline.
+        c.add("monthly_income_cents", "is required (the applicant's monthly income in cents)")
+    else:
+        c.int_range("monthly_income_cents", lead.monthly_income_cents, 1, MAX_MONTHLY_INCOME_CENTS)
     c.int_range("down_payment_cents", lead.down_payment_cents, 0, MAX_DOWN_PAYMENT_CENTS)
     vehicle = _validate_vehicle(c, lead.vehicle, today)
     consent = _validate_consent(c, lead.consent)

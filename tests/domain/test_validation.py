@@ -74,6 +74,7 @@ def test_everything_missing_is_reported_at_once() -> None:
         "lead.phone",
         "lead.date_of_birth",
         "lead.address",
+        "lead.monthly_income_cents",  # the credit decision needs it
         "lead.consent",
     }
 

@@ -37,6 +37,7 @@ def lead(**changes: object) -> LeadInput:
         address=AddressInput(
             street="100 Main St", city="Springfield", state="IL", zip_code="62701"
         ),
+        monthly_income_cents=420_000,
         consent=ConsentInput(tcpa=True, fcra_soft_pull=True, consent_text="I agree"),
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
@@ -350,3 +351,10 @@ def test_unknown_timeframes_and_vehicle_statuses_are_refused(
     changes: dict[str, str], field: str
 ) -> None:
     assert bad_fields(lead(**changes)) == {field}
+
+
+def test_income_is_required_so_a_misspelt_field_is_never_a_silent_zero() -> None:
+    with pytest.raises(InvalidArgumentError) as e:
+        validate_lead(lead(monthly_income_cents=0), today=TODAY)
+    assert [v.field for v in e.value.violations] == ["lead.monthly_income_cents"]
+    assert validate_lead(lead(monthly_income_cents=1), today=TODAY).monthly_income_cents == 1

@@ -287,3 +287,18 @@ def test_bad_consent_values_are_400_through_envoy(
     body = example_request()
     body["lead"]["consent"].update(consent)
     assert rest_error(http.post("/api/leads/process", json=body)) == (400, "INVALID_LEAD", {field})
+
+
+def test_a_misspelt_income_field_is_a_violation_not_a_silent_zero(
+    envoy_proxy: EnvoyProcess, admin_key: str
+) -> None:
+    """Envoy's transcoder drops unknown JSON names: `monthly_income` (for `..._cents`) used to
+    leave the income at 0 and the lead declined. Income is required, so it is a 400."""
+    request = example_request()
+    request["lead"]["monthly_income"] = request["lead"].pop("monthly_income_cents")
+    r = httpx.post(
+        f"{envoy_proxy.base_url}/api/leads/process",
+        json=request,
+        headers={"Authorization": f"Bearer {admin_key}"},
+    )
+    assert r.status_code == 400 and "lead.monthly_income_cents" in r.text, r.text
