@@ -418,17 +418,22 @@ def _latest_credit(lead_ids: set[str]) -> dict[str, CreditResult]:
         .order_by(m.CreditCheck.created_at)
     )
     for r in rows:
-        out[r.lead_id] = CreditResult(
-            decision=r.decision,
-            source=r.source,
-            tier=r.tier,
-            score_band=r.score_band,
-            max_payment_cents=r.max_payment_cents,
-            max_amount_cents=r.max_amount_cents,
-            reference_id=r.reference_id,
-            checked_at=r.created_at,
-        )
+        out[r.lead_id] = credit_result_of(r)
     return out
+
+
+def credit_result_of(row: m.CreditCheck) -> CreditResult:
+    """A stored credit check as the domain's result."""
+    return CreditResult(
+        decision=row.decision,
+        source=row.source,
+        tier=row.tier,
+        score_band=row.score_band,
+        max_payment_cents=row.max_payment_cents,
+        max_amount_cents=row.max_amount_cents,
+        reference_id=row.reference_id,
+        checked_at=row.created_at,
+    )
 
 
 def _consents(lead_ids: set[str]) -> dict[str, ConsentInput]:

@@ -14,10 +14,10 @@ from typing import Any
 
 import peewee as pw
 
-from server.domain.leads import ActivityEntry, CreditResult, LeadStatus
+from server.domain.leads import ActivityEntry, LeadStatus
 from server.domain.routing import RoutingDealer, RoutingLead, TcpaConsent
 from server.storage import models as m
-from server.storage.leads import append_activities, trade_in_of
+from server.storage.leads import append_activities, credit_result_of, trade_in_of
 
 DELIVERY_PENDING = "pending"
 
@@ -85,18 +85,7 @@ class PackageRepository:
             monthly_income_cents=int(row.monthly_income_cents),
             months_employed=row.months_employed,
             months_at_address=row.months_at_address,
-            credit=CreditResult(
-                decision=credit.decision,
-                source=credit.source,
-                tier=credit.tier,
-                score_band=credit.score_band,
-                max_payment_cents=credit.max_payment_cents,
-                max_amount_cents=credit.max_amount_cents,
-                reference_id=credit.reference_id,
-                checked_at=credit.created_at,
-            )
-            if credit
-            else None,
+            credit=credit_result_of(credit) if credit else None,
             tcpa=TcpaConsent(
                 granted=tcpa.granted,
                 consented_at=tcpa.consented_at,
