@@ -49,6 +49,9 @@ ROLES: dict[str, frozenset[Role]] = {
     "/ccl.dealer.v1.DealerService/GetDealer": frozenset({ADMIN, OPS}),
     "/ccl.dealer.v1.DealerService/ListDealers": frozenset({ADMIN, OPS}),
     "/ccl.dealer.v1.DealerService/UpdateDealer": frozenset({ADMIN}),
+    # A dealer key, for its own dealer only (checked by the service).
+    "/ccl.dealer.v1.DealerService/TestDelivery": frozenset({ADMIN, DEALER}),
+    "/ccl.dealer.v1.DealerService/ListDealerDeliveries": frozenset({ADMIN, OPS, DEALER}),
     "/ccl.chat.v1.ChatService/Converse": frozenset({ADMIN, SERVICE}),
     "/ccl.chat.v1.ChatService/GetTranscript": frozenset({ADMIN, SERVICE, OPS}),
 }

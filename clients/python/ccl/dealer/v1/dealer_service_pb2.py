@@ -22,12 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from ccl.lead.v1 import lead_pb2 as ccl_dot_lead_dot_v1_dot_lead__pb2
+from ccl.lead.v1 import lead_service_pb2 as ccl_dot_lead_dot_v1_dot_lead__service__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"ccl/dealer/v1/dealer_service.proto\x12\rccl.dealer.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcd\x05\n\x06\x44\x65\x61ler\x12\x1b\n\tdealer_id\x18\x01 \x01(\tR\x08\x64\x65\x61lerId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n\x06states\x18\x03 \x03(\tR\x06states\x12!\n\x0czip_prefixes\x18\x04 \x03(\tR\x0bzipPrefixes\x12%\n\x0e\x61\x63\x63\x65pted_tiers\x18\x05 \x03(\tR\racceptedTiers\x12 \n\tdaily_cap\x18\x06 \x01(\x05H\x00R\x08\x64\x61ilyCap\x88\x01\x01\x12\x1f\n\x08priority\x18\x07 \x01(\x05H\x01R\x08priority\x88\x01\x01\x12\x1b\n\x06weight\x18\x08 \x01(\x05H\x02R\x06weight\x88\x01\x01\x12!\n\x0c\x65ndpoint_url\x18\t \x01(\tR\x0b\x65ndpointUrl\x12\x46\n\x0f\x64\x65livery_format\x18\n \x01(\x0e\x32\x1d.ccl.dealer.v1.DeliveryFormatR\x0e\x64\x65liveryFormat\x12%\n\x0esigning_secret\x18\x0b \x01(\tR\rsigningSecret\x12,\n\x12signing_secret_set\x18\x0c \x01(\x08R\x10signingSecretSet\x12\x1b\n\x06\x61\x63tive\x18\r \x01(\x08H\x03R\x06\x61\x63tive\x88\x01\x01\x12;\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12#\n\rcontact_email\x18\x10 \x01(\tR\x0c\x63ontactEmail\x12#\n\rcontact_phone\x18\x11 \x01(\tR\x0c\x63ontactPhoneB\x0c\n\n_daily_capB\x0b\n\t_priorityB\t\n\x07_weightB\t\n\x07_active\"D\n\x13\x43reateDealerRequest\x12-\n\x06\x64\x65\x61ler\x18\x01 \x01(\x0b\x32\x15.ccl.dealer.v1.DealerR\x06\x64\x65\x61ler\"\x7f\n\x14\x43reateDealerResponse\x12-\n\x06\x64\x65\x61ler\x18\x01 \x01(\x0b\x32\x15.ccl.dealer.v1.DealerR\x06\x64\x65\x61ler\x12\x38\n\x18generated_signing_secret\x18\x02 \x01(\tR\x16generatedSigningSecret\"/\n\x10GetDealerRequest\x12\x1b\n\tdealer_id\x18\x01 \x01(\tR\x08\x64\x65\x61lerId\"B\n\x11GetDealerResponse\x12-\n\x06\x64\x65\x61ler\x18\x01 \x01(\x0b\x32\x15.ccl.dealer.v1.DealerR\x06\x64\x65\x61ler\"P\n\x12ListDealersRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"n\n\x13ListDealersResponse\x12/\n\x07\x64\x65\x61lers\x18\x01 \x03(\x0b\x32\x15.ccl.dealer.v1.DealerR\x07\x64\x65\x61lers\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x81\x01\n\x13UpdateDealerRequest\x12-\n\x06\x64\x65\x61ler\x18\x01 \x01(\x0b\x32\x15.ccl.dealer.v1.DealerR\x06\x64\x65\x61ler\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"E\n\x14UpdateDealerResponse\x12-\n\x06\x64\x65\x61ler\x18\x01 \x01(\x0b\x32\x15.ccl.dealer.v1.DealerR\x06\x64\x65\x61ler*d\n\x0e\x44\x65liveryFormat\x12\x1f\n\x1b\x44\x45LIVERY_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44\x45LIVERY_FORMAT_JSON\x10\x01\x12\x17\n\x13\x44\x45LIVERY_FORMAT_ADF\x10\x02\x32\xef\x03\n\rDealerService\x12u\n\x0c\x43reateDealer\x12\".ccl.dealer.v1.CreateDealerRequest\x1a#.ccl.dealer.v1.CreateDealerResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x0c/api/dealers:\x06\x64\x65\x61ler\x12p\n\tGetDealer\x12\x1f.ccl.dealer.v1.GetDealerRequest\x1a .ccl.dealer.v1.GetDealerResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/api/dealers/{dealer_id}\x12j\n\x0bListDealers\x12!.ccl.dealer.v1.ListDealersRequest\x1a\".ccl.dealer.v1.ListDealersResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/api/dealers\x12\x88\x01\n\x0cUpdateDealer\x12\".ccl.dealer.v1.UpdateDealerRequest\x1a#.ccl.dealer.v1.UpdateDealerResponse\"/\x82\xd3\xe4\x93\x02)2\x1f/api/dealers/{dealer.dealer_id}:\x06\x64\x65\x61lerb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"ccl/dealer/v1/dealer_service.proto\x12\rccl.dealer.v1\x1a\x16\x63\x63l/lead/v1/lead.proto\x1a\x1e\x63\x63l/lead/v1/lead_service.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"C\n\tBasicAuth\x12\x1a\n\x08username\x18\x01 \x01(\tR\x08username\x12\x1a\n\x08password\x18\x02 \x01(\tR\x08password\"6\n\nHeaderAuth\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value\"\x7f\n\x0c\x45ndpointAuth\x12\x30\n\x05\x62\x61sic\x18\x01 \x01(\x0b\x32\x18.ccl.dealer.v1.BasicAuthH\x00R\x05\x62\x61sic\x12\x33\n\x06header\x18\x02 \x01(\x0b\x32\x19.ccl.dealer.v1.HeaderAuthH\x00R\x06headerB\x08\n\x06method\"\x99\x07\n\x06\x44\x65\x61ler\x12\x1b\n\tdealer_id\x18\x01 \x01(\tR\x08\x64\x65\x61lerId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n\x06states\x18\x03 \x03(\tR\x06states\x12!\n\x0czip_prefixes\x18\x04 \x03(\tR\x0bzipPrefixes\x12%\n\x0e\x61\x63\x63\x65pted_tiers\x18\x05 \x03(\tR\racceptedTiers\x12 \n\tdaily_cap\x18\x06 \x01(\x05H\x00R\x08\x64\x61ilyCap\x88\x01\x01\x12\x1f\n\x08priority\x18\x07 \x01(\x05H\x01R\x08priority\x88\x01\x01\x12\x1b\n\x06weight\x18\x08 \x01(\x05H\x02R\x06weight\x88\x01\x01\x12!\n\x0c\x65ndpoint_url\x18\t \x01(\tR\x0b\x65ndpointUrl\x12\x46\n\x0f\x64\x65livery_format\x18\n \x01(\x0e\x32\x1d.ccl.dealer.v1.DeliveryFormatR\x0e\x64\x65liveryFormat\x12%\n\x0esigning_secret\x18\x0b \x01(\tR\rsigningSecret\x12,\n\x12signing_secret_set\x18\x0c \x01(\x08R\x10signingSecretSet\x12\x1b\n\x06\x61\x63tive\x18\r \x01(\x08H\x03R\x06\x61\x63tive\x88\x01\x01\x12;\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12#\n\rcontact_email\x18\x10 \x01(\tR\x0c\x63ontactEmail\x12#\n\rcontact_phone\x18\x11 \x01(\tR\x0c\x63ontactPhone\x12@\n\rendpoint_auth\x18\x12 \x01(\x0b\x32\x1b.ccl.dealer.v1.EndpointAuthR\x0c\x65ndpointAuth\x12M\n\x12\x65ndpoint_auth_type\x18\x13 \x01(\x0e\x32\x1f.ccl.dealer.v1.EndpointAuthTypeR\x10\x65ndpointAuthType\x12\x39\n\x19\x65ndpoint_auth_header_name\x18\x14 \x01(\tR\x16\x65ndpointAuthHeaderNameB\x0c\n\n_daily_capB\x0b\n\t_priorityB\t\n\x07_weightB\t\n\x07_active\"D\n\x13\x43reateDealerRequest\x12-\n\x06\x64\x65\x61ler\x18\x01 \x01(\x0b\x32\x15.ccl.dealer.v1.DealerR\x06\x64\x65\x61ler\"\x7f\n\x14\x43reateDealerResponse\x12-\n\x06\x64\x65\x61ler\x18\x01 \x01(\x0b\x32\x15.ccl.dealer.v1.DealerR\x06\x64\x65\x61ler\x12\x38\n\x18generated_signing_secret\x18\x02 \x01(\tR\x16generatedSigningSecret\"/\n\x10GetDealerRequest\x12\x1b\n\tdealer_id\x18\x01 \x01(\tR\x08\x64\x65\x61lerId\"B\n\x11GetDealerResponse\x12-\n\x06\x64\x65\x61ler\x18\x01 \x01(\x0b\x32\x15.ccl.dealer.v1.DealerR\x06\x64\x65\x61ler\"P\n\x12ListDealersRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"n\n\x13ListDealersResponse\x12/\n\x07\x64\x65\x61lers\x18\x01 \x03(\x0b\x32\x15.ccl.dealer.v1.DealerR\x07\x64\x65\x61lers\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x81\x01\n\x13UpdateDealerRequest\x12-\n\x06\x64\x65\x61ler\x18\x01 \x01(\x0b\x32\x15.ccl.dealer.v1.DealerR\x06\x64\x65\x61ler\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"E\n\x14UpdateDealerResponse\x12-\n\x06\x64\x65\x61ler\x18\x01 \x01(\x0b\x32\x15.ccl.dealer.v1.DealerR\x06\x64\x65\x61ler\"2\n\x13TestDeliveryRequest\x12\x1b\n\tdealer_id\x18\x01 \x01(\tR\x08\x64\x65\x61lerId\"\xa6\x02\n\x14TestDeliveryResponse\x12\x1c\n\tdelivered\x18\x01 \x01(\x08R\tdelivered\x12\x1f\n\x0bhttp_status\x18\x02 \x01(\x05R\nhttpStatus\x12\x14\n\x05\x65rror\x18\x03 \x01(\tR\x05\x65rror\x12)\n\x10response_excerpt\x18\x04 \x01(\tR\x0fresponseExcerpt\x12\x1d\n\nlatency_ms\x18\x05 \x01(\x03R\tlatencyMs\x12\x1d\n\nwebhook_id\x18\x06 \x01(\tR\twebhookId\x12\x32\n\x06\x66ormat\x18\x07 \x01(\x0e\x32\x1a.ccl.lead.v1.PackageFormatR\x06\x66ormat\x12\x1c\n\tretryable\x18\x08 \x01(\x08R\tretryable\"\xa8\x01\n\x1bListDealerDeliveriesRequest\x12\x1b\n\tdealer_id\x18\x01 \x01(\tR\x08\x64\x65\x61lerId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\x12\x30\n\x05state\x18\x04 \x01(\x0e\x32\x1a.ccl.lead.v1.DeliveryStateR\x05state\"}\n\x1cListDealerDeliveriesResponse\x12\x35\n\ndeliveries\x18\x01 \x03(\x0b\x32\x15.ccl.lead.v1.DeliveryR\ndeliveries\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\x90\x01\n\x10\x45ndpointAuthType\x12\"\n\x1e\x45NDPOINT_AUTH_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45NDPOINT_AUTH_TYPE_NONE\x10\x01\x12\x1c\n\x18\x45NDPOINT_AUTH_TYPE_BASIC\x10\x02\x12\x1d\n\x19\x45NDPOINT_AUTH_TYPE_HEADER\x10\x03*d\n\x0e\x44\x65liveryFormat\x12\x1f\n\x1b\x44\x45LIVERY_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44\x45LIVERY_FORMAT_JSON\x10\x01\x12\x17\n\x13\x44\x45LIVERY_FORMAT_ADF\x10\x02\x32\x9a\x06\n\rDealerService\x12u\n\x0c\x43reateDealer\x12\".ccl.dealer.v1.CreateDealerRequest\x1a#.ccl.dealer.v1.CreateDealerResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x0c/api/dealers:\x06\x64\x65\x61ler\x12p\n\tGetDealer\x12\x1f.ccl.dealer.v1.GetDealerRequest\x1a .ccl.dealer.v1.GetDealerResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/api/dealers/{dealer_id}\x12j\n\x0bListDealers\x12!.ccl.dealer.v1.ListDealersRequest\x1a\".ccl.dealer.v1.ListDealersResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/api/dealers\x12\x88\x01\n\x0cUpdateDealer\x12\".ccl.dealer.v1.UpdateDealerRequest\x1a#.ccl.dealer.v1.UpdateDealerResponse\"/\x82\xd3\xe4\x93\x02)2\x1f/api/dealers/{dealer.dealer_id}:\x06\x64\x65\x61ler\x12\x89\x01\n\x0cTestDelivery\x12\".ccl.dealer.v1.TestDeliveryRequest\x1a#.ccl.dealer.v1.TestDeliveryResponse\"0\x82\xd3\xe4\x93\x02*\"%/api/dealers/{dealer_id}:testDelivery:\x01*\x12\x9c\x01\n\x14ListDealerDeliveries\x12*.ccl.dealer.v1.ListDealerDeliveriesRequest\x1a+.ccl.dealer.v1.ListDealerDeliveriesResponse\"+\x82\xd3\xe4\x93\x02%\x12#/api/dealers/{dealer_id}/deliveriesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,26 +44,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DEALERSERVICE'].methods_by_name['ListDealers']._serialized_options = b'\202\323\344\223\002\016\022\014/api/dealers'
   _globals['_DEALERSERVICE'].methods_by_name['UpdateDealer']._loaded_options = None
   _globals['_DEALERSERVICE'].methods_by_name['UpdateDealer']._serialized_options = b'\202\323\344\223\002)2\037/api/dealers/{dealer.dealer_id}:\006dealer'
-  _globals['_DELIVERYFORMAT']._serialized_start=1583
-  _globals['_DELIVERYFORMAT']._serialized_end=1683
-  _globals['_DEALER']._serialized_start=151
-  _globals['_DEALER']._serialized_end=868
-  _globals['_CREATEDEALERREQUEST']._serialized_start=870
-  _globals['_CREATEDEALERREQUEST']._serialized_end=938
-  _globals['_CREATEDEALERRESPONSE']._serialized_start=940
-  _globals['_CREATEDEALERRESPONSE']._serialized_end=1067
-  _globals['_GETDEALERREQUEST']._serialized_start=1069
-  _globals['_GETDEALERREQUEST']._serialized_end=1116
-  _globals['_GETDEALERRESPONSE']._serialized_start=1118
-  _globals['_GETDEALERRESPONSE']._serialized_end=1184
-  _globals['_LISTDEALERSREQUEST']._serialized_start=1186
-  _globals['_LISTDEALERSREQUEST']._serialized_end=1266
-  _globals['_LISTDEALERSRESPONSE']._serialized_start=1268
-  _globals['_LISTDEALERSRESPONSE']._serialized_end=1378
-  _globals['_UPDATEDEALERREQUEST']._serialized_start=1381
-  _globals['_UPDATEDEALERREQUEST']._serialized_end=1510
-  _globals['_UPDATEDEALERRESPONSE']._serialized_start=1512
-  _globals['_UPDATEDEALERRESPONSE']._serialized_end=1581
-  _globals['_DEALERSERVICE']._serialized_start=1686
-  _globals['_DEALERSERVICE']._serialized_end=2181
+  _globals['_DEALERSERVICE'].methods_by_name['TestDelivery']._loaded_options = None
+  _globals['_DEALERSERVICE'].methods_by_name['TestDelivery']._serialized_options = b'\202\323\344\223\002*\"%/api/dealers/{dealer_id}:testDelivery:\001*'
+  _globals['_DEALERSERVICE'].methods_by_name['ListDealerDeliveries']._loaded_options = None
+  _globals['_DEALERSERVICE'].methods_by_name['ListDealerDeliveries']._serialized_options = b'\202\323\344\223\002%\022#/api/dealers/{dealer_id}/deliveries'
+  _globals['_ENDPOINTAUTHTYPE']._serialized_start=2745
+  _globals['_ENDPOINTAUTHTYPE']._serialized_end=2889
+  _globals['_DELIVERYFORMAT']._serialized_start=2891
+  _globals['_DELIVERYFORMAT']._serialized_end=2991
+  _globals['_BASICAUTH']._serialized_start=206
+  _globals['_BASICAUTH']._serialized_end=273
+  _globals['_HEADERAUTH']._serialized_start=275
+  _globals['_HEADERAUTH']._serialized_end=329
+  _globals['_ENDPOINTAUTH']._serialized_start=331
+  _globals['_ENDPOINTAUTH']._serialized_end=458
+  _globals['_DEALER']._serialized_start=461
+  _globals['_DEALER']._serialized_end=1382
+  _globals['_CREATEDEALERREQUEST']._serialized_start=1384
+  _globals['_CREATEDEALERREQUEST']._serialized_end=1452
+  _globals['_CREATEDEALERRESPONSE']._serialized_start=1454
+  _globals['_CREATEDEALERRESPONSE']._serialized_end=1581
+  _globals['_GETDEALERREQUEST']._serialized_start=1583
+  _globals['_GETDEALERREQUEST']._serialized_end=1630
+  _globals['_GETDEALERRESPONSE']._serialized_start=1632
+  _globals['_GETDEALERRESPONSE']._serialized_end=1698
+  _globals['_LISTDEALERSREQUEST']._serialized_start=1700
+  _globals['_LISTDEALERSREQUEST']._serialized_end=1780
+  _globals['_LISTDEALERSRESPONSE']._serialized_start=1782
+  _globals['_LISTDEALERSRESPONSE']._serialized_end=1892
+  _globals['_UPDATEDEALERREQUEST']._serialized_start=1895
+  _globals['_UPDATEDEALERREQUEST']._serialized_end=2024
+  _globals['_UPDATEDEALERRESPONSE']._serialized_start=2026
+  _globals['_UPDATEDEALERRESPONSE']._serialized_end=2095
+  _globals['_TESTDELIVERYREQUEST']._serialized_start=2097
+  _globals['_TESTDELIVERYREQUEST']._serialized_end=2147
+  _globals['_TESTDELIVERYRESPONSE']._serialized_start=2150
+  _globals['_TESTDELIVERYRESPONSE']._serialized_end=2444
+  _globals['_LISTDEALERDELIVERIESREQUEST']._serialized_start=2447
+  _globals['_LISTDEALERDELIVERIESREQUEST']._serialized_end=2615
+  _globals['_LISTDEALERDELIVERIESRESPONSE']._serialized_start=2617
+  _globals['_LISTDEALERDELIVERIESRESPONSE']._serialized_end=2742
+  _globals['_DEALERSERVICE']._serialized_start=2994
+  _globals['_DEALERSERVICE']._serialized_end=3788
 # @@protoc_insertion_point(module_scope)

@@ -57,6 +57,16 @@ class DealerServiceStub:
                 request_serializer=ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.UpdateDealerRequest.SerializeToString,
                 response_deserializer=ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.UpdateDealerResponse.FromString,
                 _registered_method=True)
+        self.TestDelivery = channel.unary_unary(
+                '/ccl.dealer.v1.DealerService/TestDelivery',
+                request_serializer=ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.TestDeliveryRequest.SerializeToString,
+                response_deserializer=ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.TestDeliveryResponse.FromString,
+                _registered_method=True)
+        self.ListDealerDeliveries = channel.unary_unary(
+                '/ccl.dealer.v1.DealerService/ListDealerDeliveries',
+                request_serializer=ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.ListDealerDeliveriesRequest.SerializeToString,
+                response_deserializer=ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.ListDealerDeliveriesResponse.FromString,
+                _registered_method=True)
 
 
 class DealerServiceServicer:
@@ -102,6 +112,32 @@ class DealerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TestDelivery(self, request, context):
+        """Sends a signed sample package (a made-up applicant, marked as a test in the
+        package and in the `webhook-id`) to the dealer's endpoint, in its format,
+        with its endpoint credentials, exactly as a real delivery goes, and reports
+        what came back. Nothing is stored and no lead is involved. Admin keys, or the
+        dealer's own key for itself.
+
+        Errors: NOT_FOUND (DEALER_NOT_FOUND; also another dealer's id from a dealer
+        key), FAILED_PRECONDITION (ENDPOINT_NOT_SET).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDealerDeliveries(self, request, context):
+        """Lists the deliveries to one dealer, newest first, with their attempts: the
+        dealer's delivery log. Admin and ops keys, or the dealer's own key for
+        itself.
+
+        Errors: NOT_FOUND (DEALER_NOT_FOUND; also another dealer's id from a dealer
+        key), INVALID_ARGUMENT (INVALID_PAGE_TOKEN, INVALID_PAGE_SIZE, INVALID_FILTER).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DealerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -124,6 +160,16 @@ def add_DealerServiceServicer_to_server(servicer, server):
                     servicer.UpdateDealer,
                     request_deserializer=ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.UpdateDealerRequest.FromString,
                     response_serializer=ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.UpdateDealerResponse.SerializeToString,
+            ),
+            'TestDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestDelivery,
+                    request_deserializer=ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.TestDeliveryRequest.FromString,
+                    response_serializer=ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.TestDeliveryResponse.SerializeToString,
+            ),
+            'ListDealerDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDealerDeliveries,
+                    request_deserializer=ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.ListDealerDeliveriesRequest.FromString,
+                    response_serializer=ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.ListDealerDeliveriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -237,6 +283,60 @@ class DealerService:
             '/ccl.dealer.v1.DealerService/UpdateDealer',
             ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.UpdateDealerRequest.SerializeToString,
             ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.UpdateDealerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccl.dealer.v1.DealerService/TestDelivery',
+            ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.TestDeliveryRequest.SerializeToString,
+            ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.TestDeliveryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDealerDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccl.dealer.v1.DealerService/ListDealerDeliveries',
+            ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.ListDealerDeliveriesRequest.SerializeToString,
+            ccl_dot_dealer_dot_v1_dot_dealer__service__pb2.ListDealerDeliveriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,6 +28,8 @@ class EventResultStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_RESULT_STATUS_ACCEPTED: _ClassVar[EventResultStatus]
     EVENT_RESULT_STATUS_DUPLICATE: _ClassVar[EventResultStatus]
     EVENT_RESULT_STATUS_REJECTED: _ClassVar[EventResultStatus]
+    EVENT_RESULT_STATUS_ALREADY_RECEIVED: _ClassVar[EventResultStatus]
+    EVENT_RESULT_STATUS_DUPLICATE_CONSUMER: _ClassVar[EventResultStatus]
 
 class PackageFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -44,6 +46,8 @@ EVENT_RESULT_STATUS_UNSPECIFIED: EventResultStatus
 EVENT_RESULT_STATUS_ACCEPTED: EventResultStatus
 EVENT_RESULT_STATUS_DUPLICATE: EventResultStatus
 EVENT_RESULT_STATUS_REJECTED: EventResultStatus
+EVENT_RESULT_STATUS_ALREADY_RECEIVED: EventResultStatus
+EVENT_RESULT_STATUS_DUPLICATE_CONSUMER: EventResultStatus
 PACKAGE_FORMAT_UNSPECIFIED: PackageFormat
 PACKAGE_FORMAT_JSON: PackageFormat
 PACKAGE_FORMAT_ADF: PackageFormat

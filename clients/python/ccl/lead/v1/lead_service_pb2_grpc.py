@@ -170,10 +170,9 @@ class LeadServiceServicer:
     def ReceiveDealerWebhook(self, request, context):
         """Receives a batch of events from a dealer's CRM: new leads the dealer
         sourced and status updates on leads we sent. The body is the raw JSON the
-        dealer signed; the signature (HMAC-SHA256 with the dealer's secret over
-        timestamp + "." + body) arrives in the `x-ccl-signature` and
-        `x-ccl-timestamp` headers. Each event gets its own result, so one bad
-        event does not sink the batch.
+        dealer signed, by the Standard Webhooks scheme with the dealer's signing
+        secret (`webhook-id`, `webhook-timestamp` and `webhook-signature` headers).
+        Each event gets its own result, so one bad event does not sink the batch.
 
         Errors: UNAUTHENTICATED (SIGNATURE_INVALID, TIMESTAMP_OUT_OF_RANGE),
         INVALID_ARGUMENT (INVALID_WEBHOOK_BODY).
