@@ -9,6 +9,20 @@ import secrets
 from dataclasses import dataclass, field
 
 
+@dataclass(frozen=True)
+class EndpointCredentials:
+    """How we authenticate to a dealer's endpoint besides the signature: HTTP Basic
+    (`kind="basic"`, `username`, `password`) or one header (`kind="header"`, `name` is the header
+    name, `value` its value). Stored encrypted; never returned, never logged (`__repr__` hides
+    the secrets)."""
+
+    kind: str  # "basic" | "header"
+    username: str = ""
+    password: str = field(default="", repr=False)
+    name: str = ""
+    value: str = field(default="", repr=False)
+
+
 @dataclass
 class DealerInput:
     """A dealer as created or updated by an admin (every field optional on update)."""
