@@ -18,16 +18,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## generate: Python clients (clients/python) and Envoy's descriptor set from protos/.
+## generate: Python clients (clients/python), Envoy's descriptor set and docs/openapi.yaml
+## (from the descriptor, with docs/openapi-examples.yaml) from protos/.
 generate: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/buf generate
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/buf build -o $(DESCRIPTOR)
+	$(BIN)/python tools/openapi.py
 
 ## check-generated: regenerate and fail if anything differs from what is committed.
 check-generated: generate
-	@if [ -n "$$(git status --porcelain -- clients envoy)" ]; then \
+	@if [ -n "$$(git status --porcelain -- clients envoy docs/openapi.yaml)" ]; then \
 	  echo "generated code is stale: run 'make generate' and commit:"; \
-	  git status --porcelain -- clients envoy; git --no-pager diff --stat -- clients envoy; \
+	  git status --porcelain -- clients envoy docs/openapi.yaml; \
+	  git --no-pager diff --stat -- clients envoy docs/openapi.yaml; \
 	  exit 1; \
 	fi
 

@@ -18,6 +18,7 @@ from server.agents.visitor_identifier import VisitorIdentifier
 from server.outbox.dealer_delivery import dealer_delivery_worker
 from server.outbox.worker import OutboxWorker
 from server.services.auth import ApiKeyService
+from server.services.dealer_deliveries import DealerDeliveryService
 from server.services.dealer_webhook import DealerWebhookService
 from server.services.dealers import DealerService
 from server.services.leads import LeadService
@@ -42,6 +43,7 @@ class Application:
     leads: LeadService
     stats: StatsService
     dealers: DealerService
+    dealer_deliveries: DealerDeliveryService
     orchestrator: Orchestrator
     dealer_webhook: DealerWebhookService
     credit: CreditCheckAgent
@@ -71,6 +73,7 @@ class Application:
             orchestrator=self.orchestrator,
             dealer_webhook=self.dealer_webhook,
             dealers=self.dealers,
+            dealer_deliveries=self.dealer_deliveries,
             stats=self.stats,
             max_request_bytes=self.settings.max_request_bytes,
             request_message_timeout_seconds=self.settings.request_message_timeout_seconds,
@@ -213,6 +216,7 @@ def build_application(settings: Settings) -> Application:
         leads=LeadService(db, lead_repo, delivery_repo, identifier),
         stats=StatsService(db, VERSION, credit, worker),
         dealers=DealerService(db, on_deactivated=api_keys.forget_dealer),
+        dealer_deliveries=DealerDeliveryService(db, crm),
         orchestrator=orchestrator,
         dealer_webhook=DealerWebhookService(
             db, orchestrator, lead_input_from_json, settings.webhook_tolerance_seconds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -12,6 +13,7 @@ from server.settings import Settings
 
 if TYPE_CHECKING:
     from server.app import Application
+    from server.domain.dealers import EndpointCredentials
 
 T = TypeVar("T")
 
@@ -97,8 +99,48 @@ def _csv(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+class _CredentialsArgumentError(Exception):
+    """Endpoint-credential flags that do not fit together, or name an unset variable."""
+
+
+def _endpoint_credentials(args: argparse.Namespace) -> EndpointCredentials | None:
+    """The endpoint credentials the flags give (None for none). Secrets are read from the
+    environment variables the flags name, never from the command line (which other users of the
+    machine can read in the process list, and shells keep in their history)."""
+    from server.domain.dealers import EndpointCredentials
+
+    def secret(flag: str, variable: str | None) -> str:
+        if not variable:
+            raise _CredentialsArgumentError(f"{flag} is required with it")
+        value = os.environ.get(variable)
+        if value is None:
+            raise _CredentialsArgumentError(f"environment variable {variable} is not set")
+        return value
+
+    if args.basic_auth_user is not None and args.auth_header is not None:
+        raise _CredentialsArgumentError("give --basic-auth-user or --auth-header, not both")
+    if args.basic_auth_user is not None:
+        password = secret("--basic-auth-password-env", args.basic_auth_password_env)
+        return EndpointCredentials(kind="basic", username=args.basic_auth_user, password=password)
+    if args.auth_header is not None:
+        value = secret("--auth-header-value-env", args.auth_header_value_env)
+        return EndpointCredentials(kind="header", name=args.auth_header, value=value)
+    if args.basic_auth_password_env or args.auth_header_value_env:
+        raise _CredentialsArgumentError(
+            "--basic-auth-password-env goes with --basic-auth-user, "
+            "--auth-header-value-env with --auth-header"
+        )
+    return None
+
+
 def cmd_dealers_create(args: argparse.Namespace) -> int:
     from server.domain.dealers import DealerInput
+
+    try:
+        credentials = _endpoint_credentials(args)
+    except _CredentialsArgumentError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
     dealer = DealerInput(
         name=args.name,
@@ -113,6 +155,7 @@ def cmd_dealers_create(args: argparse.Namespace) -> int:
         signing_secret=args.secret,
         contact_email=args.contact_email,
         contact_phone=args.contact_phone,
+        endpoint_credentials=credentials,
     )
     record, generated = _with_app(lambda app: asyncio.run(app.dealers.create(dealer)))
     print(record.dealer_id)
@@ -160,6 +203,17 @@ def cmd_dealers_update(args: argparse.Namespace) -> int:
     }
     fields = [k for k, v in changes.items() if v is not None]
     dealer = DealerInput(**{k: v for k, v in changes.items() if v is not None})
+    try:
+        credentials = _endpoint_credentials(args)
+    except _CredentialsArgumentError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if credentials is not None and args.clear_endpoint_auth:
+        print("error: --clear-endpoint-auth clears what the other flags set", file=sys.stderr)
+        return 2
+    if credentials is not None or args.clear_endpoint_auth:
+        fields.append("endpoint_auth")  # the update-mask path; no credentials clears them
+        dealer.endpoint_credentials = credentials
     record = _with_app(lambda app: asyncio.run(app.dealers.update(args.dealer_id, dealer, fields)))
     print(f"updated {record.dealer_id}: {', '.join(fields)}")
     return 0
@@ -227,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     dealers = sub.add_parser("dealers", help="manage dealers").add_subparsers(
         dest="dealers_command", required=True
     )
-    p = dealers.add_parser("create", help="create a dealer (prints its id)")
+    # No abbreviated flags: `--basic-auth-password SECRET` must not pass for `...-env VAR`.
+    p = dealers.add_parser("create", help="create a dealer (prints its id)", allow_abbrev=False)
     p.add_argument("--name", required=True)
     p.add_argument("--states", default="", help="comma-separated state codes, e.g. IL,IN")
     p.add_argument("--zip-prefixes", default="", help="comma-separated ZIP prefixes, e.g. 606,607")
@@ -246,11 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="signing secret, whsec_<base64 of 24-64 random bytes> (generated when omitted)",
     )
+    _add_endpoint_auth_arguments(p)
     p.set_defaults(fn=cmd_dealers_create)
     p = dealers.add_parser("list", help="list dealers")
     p.set_defaults(fn=cmd_dealers_list)
     p = dealers.add_parser(
-        "update", help="change a dealer's cap, priority, weight, endpoint or state"
+        "update",
+        help="change a dealer's cap, priority, weight, endpoint, credentials or state",
+        allow_abbrev=False,
     )
     p.add_argument("dealer_id")
     p.add_argument("--daily-cap", type=int)
@@ -260,6 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--contact-email")
     p.add_argument("--contact-phone")
     p.add_argument("--active", action=argparse.BooleanOptionalAction, default=None)
+    _add_endpoint_auth_arguments(p)
+    p.add_argument(
+        "--clear-endpoint-auth",
+        action="store_true",
+        help="remove the endpoint's credentials (deliveries carry only the signature)",
+    )
     p.set_defaults(fn=cmd_dealers_update)
     p = dealers.add_parser(
         "rotate-secret",
@@ -301,6 +365,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = keys.add_parser("list", help="list keys (ids and roles, never secrets)")
     p.set_defaults(fn=cmd_keys_list)
     return parser
+
+
+def _add_endpoint_auth_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "endpoint credentials",
+        "how deliveries authenticate to the dealer's endpoint besides the signature: HTTP Basic"
+        " or one header; secrets come from environment variables, never from the command line",
+    )
+    g.add_argument("--basic-auth-user", metavar="USER", help="HTTP Basic user name")
+    g.add_argument(
+        "--basic-auth-password-env",
+        metavar="VAR",
+        help="the environment variable holding the HTTP Basic password",
+    )
+    g.add_argument(
+        "--auth-header", metavar="NAME", help="a header sent with every delivery, e.g. X-Api-Key"
+    )
+    g.add_argument(
+        "--auth-header-value-env",
+        metavar="VAR",
+        help="the environment variable holding that header's value",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

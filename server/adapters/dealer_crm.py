@@ -15,16 +15,25 @@ Deprecated, sent during a transition window so that receivers written for it kee
 timestamp + "." + body), with the current secret's key: for a secret stored before `whsec_`
 secrets, its text) and `X-CCL-Event-Id`.
 
+A dealer's endpoint credentials (`EndpointCredentials`), when it has some, go with every
+attempt: HTTP Basic as `Authorization: Basic ...` (httpx's `BasicAuth`), or the dealer's own
+header. Validation keeps that header from being one of ours or hop-by-hop; should one slip
+through, ours win.
+
 Outcomes: 2xx delivered; 408, 429, 5xx, timeouts and connection errors retryable; any other
 4xx rejected for good (recorded with the answer).
 
-The recorded error never carries the endpoint's userinfo or query string (where credentials
-live): an exception is recorded by its class name (httpx's texts include the URL), an answer's
-body with every URL in it redacted (`server.redact`).
+`AttemptResult.response_excerpt` keeps the first 1,000 characters of the answer's body, URLs
+redacted, for an admin testing an endpoint. The recorded error never carries the endpoint's
+userinfo or query string (where credentials live): an exception is recorded by its class name
+(httpx's texts include the URL), an answer's body with every URL in it redacted
+(`server.redact`). An answer that echoes the endpoint credentials' secrets has them replaced by
+`[redacted]`, in the excerpt and in the recorded error.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import enum
 import hashlib
@@ -36,7 +45,7 @@ from dataclasses import dataclass
 import httpx
 from standardwebhooks import Webhook
 
-from server.domain.dealers import signing_key
+from server.domain.dealers import EndpointCredentials, signing_key
 from server.redact import redact_urls
 
 WEBHOOK_ID_HEADER = "webhook-id"
@@ -47,6 +56,7 @@ SIGNATURE_HEADER = "X-CCL-Signature"
 TIMESTAMP_HEADER = "X-CCL-Timestamp"
 EVENT_ID_HEADER = "X-CCL-Event-Id"
 USER_AGENT = "CCL-Lead-Platform/1 (+dealer-delivery)"
+EXCERPT_CHARS = 1000
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -80,6 +90,8 @@ class AttemptResult:
     status_code: int
     error: str
     duration_ms: int
+    # The start of the answer's body, URLs redacted ("" when there was no answer).
+    response_excerpt: str = ""
 
 
 def classify(status_code: int) -> Outcome:
@@ -119,8 +131,10 @@ class DealerCrmClient:
         secret: str,
         event_id: str,
         previous_secret: str = "",
+        credentials: EndpointCredentials | None = None,
     ) -> AttemptResult:
-        """One attempt, signed with `secret` and, during a rotation, `previous_secret` too."""
+        """One attempt, signed with `secret` and, during a rotation, `previous_secret` too,
+        authenticated with the endpoint's `credentials` when there are some."""
         now = int(time.time())
         timestamp = str(now)
         secrets = [s for s in (secret, previous_secret) if s]
@@ -134,9 +148,18 @@ class DealerCrmClient:
             SIGNATURE_HEADER: sign(secret, timestamp, body),
             EVENT_ID_HEADER: event_id,
         }
+        auth: httpx.Auth | None = None
+        if credentials is not None and credentials.kind == "basic":
+            auth = httpx.BasicAuth(credentials.username, credentials.password)
+        elif credentials is not None and credentials.kind == "header":
+            if credentials.name.lower() not in {name.lower() for name in headers} | {"user-agent"}:
+                headers[credentials.name] = credentials.value
         start = time.perf_counter()
         try:
-            response = await self._http.post(url, content=body, headers=headers)
+            if auth is None:
+                response = await self._http.post(url, content=body, headers=headers)
+            else:
+                response = await self._http.post(url, content=body, headers=headers, auth=auth)
         except httpx.TimeoutException:
             return AttemptResult(Outcome.RETRY, 0, "timeout", _ms(start))
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as e:
@@ -148,16 +171,31 @@ class DealerCrmClient:
         outcome = classify(response.status_code)
         # The answer's body may echo the endpoint URL with its credentials; the error is shown to
         # admins, so URLs are redacted before it is cut short (a cut could split a URL's "@").
+        answer = _scrub(redact_urls(response.text), credentials)
         error = (
             ""
             if outcome is Outcome.DELIVERED
-            else f"HTTP {response.status_code}: "
-            + redact_urls(response.text)[:200].replace("\n", " ")
+            else f"HTTP {response.status_code}: " + answer[:200].replace("\n", " ")
         )
-        return AttemptResult(outcome, response.status_code, error, _ms(start))
+        excerpt = answer[:EXCERPT_CHARS]
+        return AttemptResult(outcome, response.status_code, error, _ms(start), excerpt)
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _scrub(text: str, credentials: EndpointCredentials | None) -> str:
+    """`text` without the credentials' secrets, should an endpoint echo what it was sent (its
+    answer is recorded and shown to admins)."""
+    if credentials is None:
+        return text
+    secrets = [credentials.password, credentials.value]
+    if credentials.kind == "basic":
+        pair = f"{credentials.username}:{credentials.password}".encode()
+        secrets.append(base64.b64encode(pair).decode())
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text
 
 
 def _ms(start: float) -> int:

@@ -40,6 +40,8 @@ class DealerInput:
     active: bool = True
     contact_email: str = ""
     contact_phone: str = ""
+    # None: none on create; on update, a mask naming this field with None clears them.
+    endpoint_credentials: EndpointCredentials | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,26 @@ class DealerRecord:
     updated_at: dt.datetime
     contact_email: str = ""
     contact_phone: str = ""
+    # "none" | "basic" | "header"; the secrets themselves are never read back into a record.
+    endpoint_auth_type: str = "none"
+    endpoint_auth_header_name: str = ""
+
+
+@dataclass(frozen=True)
+class DeliveryTarget:
+    """Everything needed to deliver to (or test) a dealer's endpoint: where, in which format,
+    the signing secrets valid now (current first, then the previous one while its rotation
+    overlap lasts) and the endpoint credentials, decrypted."""
+
+    dealer_id: str
+    url: str
+    delivery_format: str
+    secrets: list[str] = field(repr=False)
+    credentials: EndpointCredentials | None
+    active: bool
+    name: str
+    contact_email: str
+    contact_phone: str
 
 
 # Signing secrets follow Standard Webhooks: "whsec_" + base64 of the HMAC key's bytes.

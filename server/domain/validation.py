@@ -9,6 +9,10 @@ Every text field has a length limit no larger than the column it is stored in
 (`server/storage/models.py`). Patterns are matched whole (`fullmatch`, as `$` also
 matches before a final newline) with ASCII classes (`[0-9]`: the regex digit class also
 matches fullwidth or Arabic-Indic digits).
+
+Text that people read in a dealer's package (names, address lines, employment, vehicle and
+trade-in, certificate id; a dealer's name) goes through `Collector.display_text`, which also
+refuses invisible formatting characters (`invisible_formatting`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
+import unicodedata
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -47,6 +52,42 @@ MAX_TRADE_IN_MILEAGE = 2_000_000
 _PRINTABLE_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 # C0 and C1 control characters and DEL.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+# Invisible formatting: Unicode's format characters (category Cf: the bidirectional embeddings,
+# overrides, isolates and marks, U+061C, zero-width space and joiners, word joiner, soft hyphen,
+# byte-order mark, invisible operators, tags...) and the line and paragraph separators. In a name
+# or an address they reorder or hide what a dealer reads ("Trojan Source" spoofing), or make two
+# values that look the same differ (defeating duplicate checks and search).
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Zl", "Zp"})
+# Except ZWNJ (U+200C) and ZWJ (U+200D) right after a letter or mark of a script that spells
+# with them: Persian and other Arabic-script languages (ZWNJ inside a word), Syriac,
+# N'Ko, the Indic scripts (half forms and conjuncts; Malayalam's older chillu spelling ends a word
+# with ZWJ), Sinhala, Tibetan, Myanmar, Khmer, Mongolian. After anything else (a Latin letter, a
+# space, the start) they only hide something.
+_JOINERS = frozenset("\u200c\u200d")
+_JOINING_SCRIPTS = (
+    "ARABIC",
+    "SYRIAC",
+    "NKO",
+    "DEVANAGARI",
+    "BENGALI",
+    "GURMUKHI",
+    "GUJARATI",
+    "ORIYA",
+    "TAMIL",
+    "TELUGU",
+    "KANNADA",
+    "MALAYALAM",
+    "SINHALA",
+    "TIBETAN",
+    "MYANMAR",
+    "KHMER",
+    "MONGOLIAN",
+)
+INVISIBLE_DESCRIPTION = (
+    "must not contain invisible formatting characters "
+    "(bidirectional controls, zero-width characters, soft hyphens)"
+)
 
 MAX_URL_LENGTH = 2048
 # Characters RFC 3986 never allows unencoded in a URL (a userinfo with them would also defeat
@@ -82,6 +123,15 @@ class Collector:
             self.add(path, "must not contain control characters")
         return value
 
+    def display_text(self, path: str, value: str, *, required: bool, max_len: int) -> str:
+        """`text` that a person reads (a name, an address line, a vehicle): also free of
+        invisible formatting characters. One violation at most per field."""
+        before = len(self.violations)
+        value = self.text(path, value, required=required, max_len=max_len)
+        if len(self.violations) == before and invisible_formatting(value):
+            self.add(path, INVISIBLE_DESCRIPTION)
+        return value
+
     def int_range(self, path: str, value: int, low: int, high: int) -> int:
         if not low <= value <= high:
             self.add(path, f"must be between {low} and {high}")
@@ -108,6 +158,30 @@ class Collector:
                 f"(at most {MAX_URL_LENGTH} characters)",
             )
         return value
+
+
+def invisible_formatting(value: str) -> bool:
+    """Whether `value` holds an invisible formatting character (see `_INVISIBLE_CATEGORIES`),
+    other than a joiner that spells a word of a script that uses it (`_JOINERS`)."""
+    if value.isascii():
+        return False
+    previous = ""
+    for ch in value:
+        if unicodedata.category(ch) in _INVISIBLE_CATEGORIES and not (
+            ch in _JOINERS and _spells_with_joiners(previous)
+        ):
+            return True
+        previous = ch
+    return False
+
+
+def _spells_with_joiners(ch: str) -> bool:
+    """Whether `ch` is a letter or mark of a script whose spelling uses ZWNJ/ZWJ."""
+    return (
+        bool(ch)
+        and unicodedata.category(ch)[0] in "LM"
+        and unicodedata.name(ch, "").startswith(_JOINING_SCRIPTS)
+    )
 
 
 def validate_idempotency_key(key: str, field: str = "idempotency_key") -> str:
@@ -196,8 +270,8 @@ def validate_lead(
     c = Collector(prefix)
     today = today or dt.datetime.now(dt.UTC).date()
 
-    first_name = c.text("first_name", lead.first_name, required=True, max_len=100)
-    last_name = c.text("last_name", lead.last_name, required=True, max_len=100)
+    first_name = c.display_text("first_name", lead.first_name, required=True, max_len=100)
+    last_name = c.display_text("last_name", lead.last_name, required=True, max_len=100)
 
     email = lead.email.strip()
     email_normalized = ""
@@ -258,7 +332,9 @@ def validate_lead(
     if not _SLUG.fullmatch(source):
         c.add("source", "must be a lowercase slug of letters, digits, '-' and '_' (max 64)")
     visitor_id = c.text("visitor_id", lead.visitor_id, required=False, max_len=128)
-    employment = c.text("employment_status", lead.employment_status, required=False, max_len=32)
+    employment = c.display_text(
+        "employment_status", lead.employment_status, required=False, max_len=32
+    )
     c.int_range("months_employed", lead.months_employed, 0, 1200)
     c.int_range("months_at_address", lead.months_at_address, 0, 1200)
     trade_in = _validate_trade_in(c, lead.trade_in, today)
@@ -308,8 +384,8 @@ def _validate_trade_in(
     c.int_range("trade_in.mileage", trade_in.mileage, 0, MAX_TRADE_IN_MILEAGE)
     return TradeInInput(
         year=trade_in.year,
-        make=c.text("trade_in.make", trade_in.make, required=True, max_len=64),
-        model=c.text("trade_in.model", trade_in.model, required=False, max_len=64),
+        make=c.display_text("trade_in.make", trade_in.make, required=True, max_len=64),
+        model=c.display_text("trade_in.model", trade_in.model, required=False, max_len=64),
         mileage=trade_in.mileage,
     )
 
@@ -321,9 +397,9 @@ def _validate_address(c: Collector, address: AddressInput | None) -> AddressInpu
     state = address.state.strip().upper()
     zip_code = address.zip_code.strip()
     out = AddressInput(
-        street=c.text("address.street", address.street, required=True, max_len=200),
-        street2=c.text("address.street2", address.street2, required=False, max_len=200),
-        city=c.text("address.city", address.city, required=True, max_len=100),
+        street=c.display_text("address.street", address.street, required=True, max_len=200),
+        street2=c.display_text("address.street2", address.street2, required=False, max_len=200),
+        city=c.display_text("address.city", address.city, required=True, max_len=100),
         state=state,
         zip_code=zip_code,
     )
@@ -349,9 +425,9 @@ def _validate_vehicle(c: Collector, vehicle: VehicleInput | None, today: dt.date
     c.int_range("vehicle.price_cents", vehicle.price_cents, 0, MAX_VEHICLE_PRICE_CENTS)
     return VehicleInput(
         year=vehicle.year,
-        make=c.text("vehicle.make", vehicle.make, required=False, max_len=64),
-        model=c.text("vehicle.model", vehicle.model, required=False, max_len=64),
-        trim=c.text("vehicle.trim", vehicle.trim, required=False, max_len=64),
+        make=c.display_text("vehicle.make", vehicle.make, required=False, max_len=64),
+        model=c.display_text("vehicle.model", vehicle.model, required=False, max_len=64),
+        trim=c.display_text("vehicle.trim", vehicle.trim, required=False, max_len=64),
         vin=vin,
         price_cents=vehicle.price_cents,
     )
@@ -381,7 +457,7 @@ def _validate_consent(c: Collector, consent: ConsentInput | None) -> ConsentInpu
         ip_address=c.ip("consent.ip_address", consent.ip_address),
         user_agent=c.text("consent.user_agent", consent.user_agent, required=False, max_len=1000),
         page_url=c.url("consent.page_url", consent.page_url),
-        certificate_id=c.text(
+        certificate_id=c.display_text(
             "consent.certificate_id", consent.certificate_id, required=False, max_len=200
         ),
         consented_at=consent.consented_at,

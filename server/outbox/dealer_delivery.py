@@ -1,7 +1,8 @@
 """Dealer delivery, the outbox's first kind of work: a package POSTed to a dealer's CRM.
 
 The handler signs (Standard Webhooks; during a secret rotation with the dealer's current and
-previous secrets) and POSTs the package through `server.adapters.dealer_crm` and maps its
+previous secrets), authenticates with the dealer's endpoint credentials (Basic or a header) if
+it has some, POSTs the package through `server.adapters.dealer_crm` and maps its
 answer to an `Outcome`: 2xx delivered; a 4xx other than 408/429 (or an endpoint URL that cannot
 be used) rejected for good; 408, 429, 5xx, timeouts and connection errors retried. The event id
 is the same on every attempt, so a dealer can drop a repeat.
@@ -43,6 +44,7 @@ class DealerDeliveryHandler:
             secret=due.secret,
             event_id=due.event_id,
             previous_secret=due.previous_secret,
+            credentials=due.credentials,
         )
         if result.outcome is HttpOutcome.DELIVERED:
             return Outcome.delivered(result)

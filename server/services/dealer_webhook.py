@@ -11,7 +11,18 @@ compared in constant time).
 Deprecated, accepted during a transition window when no `webhook-signature` is sent: the
 former scheme, `x-ccl-timestamp` and `x-ccl-signature` = `sha256=` + hex HMAC-SHA256(key,
 timestamp + "." + raw body), with the same secrets. Then each event is handled on its own,
-idempotent by (dealer, event id):
+idempotent by (dealer, event id), with one result (`EventStatus`) each:
+
+- ACCEPTED: processed now (a status applied, a lead created); recorded, final;
+- DUPLICATE_CONSUMER: a new lead whose consumer is already a lead within the duplicate window,
+  recorded as a duplicate linked to the earlier lead (its id is the result's) and not
+  delivered; recorded, final;
+- ALREADY_RECEIVED: the event id was recorded earlier; nothing changes now; the lead id is the
+  one recorded then;
+- REJECTED: refused, with a reason; nothing is recorded, so the dealer can correct the event
+  and send it again with the same event id.
+
+The events:
 
 - `{"event_id", "type": "lead", "lead": {LeadInput JSON}}`: a lead the dealer sourced, run
   through the same pipeline, attributed to the dealer;
@@ -24,12 +35,19 @@ Before anything touches the database, every string of an event is checked: none,
 protobuf response can take, and the fields that are stored or compared are bounded text. A bad
 value rejects its event only (`INVALID_EVENT: events[i].<field> ...`) and is not recorded, so a
 retry of the batch answers the same.
+
+Two copies of one event at once: a status event is recorded in the transaction that applies it,
+and the unique (dealer, event id) index lets one copy through (the other is ALREADY_RECEIVED); a
+lead event's lead is created once by the orchestrator's idempotency key (derived from the
+dealer and event id), and recorded after it, the copy that loses the insert being
+ALREADY_RECEIVED.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import hashlib
 import hmac
 import json
@@ -52,7 +70,11 @@ from server.errors import (
     UnauthenticatedError,
 )
 from server.storage.db import Database
-from server.storage.dealer_events import DealerEventRepository
+from server.storage.dealer_events import (
+    RESULT_ACCEPTED,
+    RESULT_DUPLICATE_CONSUMER,
+    DealerEventRepository,
+)
 
 MAX_EVENTS = 500
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
@@ -75,10 +97,22 @@ _MAX_KEY_SHOWN = 64
 _Trail: TypeAlias = "tuple[_Trail, str] | None"
 
 
+class EventStatus(enum.StrEnum):
+    """The result of one event (the contract's `EventResultStatus`, see the module docstring)."""
+
+    ACCEPTED = "accepted"
+    ALREADY_RECEIVED = "already_received"
+    DUPLICATE_CONSUMER = "duplicate_consumer"
+    REJECTED = "rejected"
+
+
+_REJECTED = EventStatus.REJECTED
+
+
 @dataclass(frozen=True)
 class EventResult:
     event_id: str
-    status: str  # accepted | duplicate | rejected
+    status: EventStatus
     reason: str = ""
     lead_id: str = ""
 
@@ -190,14 +224,14 @@ class DealerWebhookService:
         self, principal: Principal, dealer_id: str, index: int, event: Any
     ) -> EventResult:
         if not isinstance(event, dict):
-            return EventResult("", "rejected", "INVALID_EVENT: an event must be an object")
+            return EventResult("", _REJECTED, "INVALID_EVENT: an event must be an object")
         invalid = _invalid_event(index, event)
         if invalid is not None:
             return invalid  # nothing recorded: a retry answers the same
         event_id: str = event["event_id"]
         earlier = await self._db.run(self._events_repo.seen, dealer_id, event_id)
         if earlier is not None:
-            return EventResult(event_id, "duplicate", "", earlier.lead_id)
+            return EventResult(event_id, EventStatus.ALREADY_RECEIVED, "", earlier.lead_id)
         kind = event.get("type")
         if kind == "lead":
             result = await self._lead_event(principal, dealer_id, event_id, event.get("lead"))
@@ -205,24 +239,9 @@ class DealerWebhookService:
             result = await self._status_event(dealer_id, event_id, event)
         else:
             result = EventResult(
-                event_id, "rejected", 'INVALID_EVENT: type must be "lead" or "status"'
+                event_id, _REJECTED, 'INVALID_EVENT: type must be "lead" or "status"'
             )
-        return await self._remember(dealer_id, str(kind), _echoable(result))
-
-    async def _remember(self, dealer_id: str, kind: str, result: EventResult) -> EventResult:
-        recorded = await self._db.run(
-            self._events_repo.remember,
-            dealer_id,
-            result.event_id,
-            kind,
-            result.status,
-            result.reason,
-            result.lead_id,
-        )
-        if not recorded:
-            # The same event arrived twice at once; the other copy was recorded first.
-            return EventResult(result.event_id, "duplicate", "", result.lead_id)
-        return result
+        return _echoable(result)
 
     async def _lead_event(
         self, principal: Principal, dealer_id: str, event_id: str, payload: Any
@@ -231,7 +250,7 @@ class DealerWebhookService:
             lead = self._parse_lead(payload)
         except ValueError:
             return EventResult(
-                event_id, "rejected", "INVALID_EVENT: lead is not a valid lead object"
+                event_id, _REJECTED, "INVALID_EVENT: lead is not a valid lead object"
             )
         try:
             # A digest keeps the key within 128 printable characters for any event id.
@@ -240,9 +259,21 @@ class DealerWebhookService:
                 principal, key, lead, source_dealer_id=dealer_id
             )
         except CclError as e:
-            return EventResult(event_id, "rejected", describe(e))
-        status = "duplicate" if result.outcome is LeadOutcome.DUPLICATE else "accepted"
-        return EventResult(event_id, status, "", result.lead.lead_id)
+            return EventResult(event_id, _REJECTED, describe(e))  # nothing stored: not final
+        lead_id = result.lead.lead_id
+        if result.outcome is LeadOutcome.DUPLICATE:
+            status, recorded_as = EventStatus.DUPLICATE_CONSUMER, RESULT_DUPLICATE_CONSUMER
+        else:
+            status, recorded_as = EventStatus.ACCEPTED, RESULT_ACCEPTED
+        recorded = await self._db.run(
+            self._events_repo.remember, dealer_id, event_id, "lead", recorded_as, lead_id
+        )
+        if not recorded:
+            # Another copy of this event was recorded first (the same lead: the idempotency key).
+            earlier = await self._db.run(self._events_repo.seen, dealer_id, event_id)
+            lead_id = earlier.lead_id if earlier is not None else lead_id
+            return EventResult(event_id, EventStatus.ALREADY_RECEIVED, "", lead_id)
+        return EventResult(event_id, status, "", lead_id)
 
     async def _status_event(
         self, dealer_id: str, event_id: str, event: dict[str, Any]
@@ -251,30 +282,33 @@ class DealerWebhookService:
         reason = event.get("reason") or ""
         if not isinstance(status, str) or status not in DEALER_STATUSES:  # a list: unhashable
             return EventResult(
-                event_id, "rejected", f"INVALID_STATUS: one of {', '.join(DEALER_STATUSES)}"
+                event_id, _REJECTED, f"INVALID_STATUS: one of {', '.join(DEALER_STATUSES)}"
             )
         if not isinstance(reason, str):  # its length and characters: `_invalid_event`
-            return EventResult(event_id, "rejected", "INVALID_EVENT: reason must be text (max 500)")
+            return EventResult(event_id, _REJECTED, "INVALID_EVENT: reason must be text (max 500)")
         if status == "returned" and not reason.strip():
             return EventResult(
-                event_id, "rejected", "REASON_REQUIRED: a returned lead needs a reason"
+                event_id, _REJECTED, "REASON_REQUIRED: a returned lead needs a reason"
             )
         if not isinstance(lead_id, str):
-            return EventResult(event_id, "rejected", "LEAD_NOT_FOUND")
+            return EventResult(event_id, _REJECTED, "LEAD_NOT_FOUND")
+        # Recorded with the change, in its transaction (or not at all if it is refused).
         change = await self._db.run(
             self._events_repo.apply_status, dealer_id, lead_id, event_id, status, reason
         )
         if change.outcome is TransitionOutcome.NOT_FOUND:
             # Also for another dealer's lead: its existence is not disclosed.
-            return EventResult(event_id, "rejected", "LEAD_NOT_FOUND", "")
+            return EventResult(event_id, _REJECTED, "LEAD_NOT_FOUND", "")
         if change.outcome is TransitionOutcome.NOT_ALLOWED:
             return EventResult(
                 event_id,
-                "rejected",
+                _REJECTED,
                 f"INVALID_TRANSITION: the lead is {change.from_status}, it cannot become {status}",
                 lead_id,
             )
-        return EventResult(event_id, "accepted", "", lead_id)
+        if change.outcome is TransitionOutcome.ALREADY_RECEIVED:
+            return EventResult(event_id, EventStatus.ALREADY_RECEIVED, "", change.lead_id)
+        return EventResult(event_id, EventStatus.ACCEPTED, "", lead_id)
 
 
 def _invalid_event(index: int, event: dict[str, Any]) -> EventResult | None:
@@ -284,19 +318,19 @@ def _invalid_event(index: int, event: dict[str, Any]) -> EventResult | None:
     The result never echoes a bad value: without a usable event id, its event id is empty."""
     event_id = event.get("event_id")
     if not isinstance(event_id, str) or not event_id:
-        return EventResult("", "rejected", f"INVALID_EVENT: events[{index}].event_id is required")
+        return EventResult("", _REJECTED, f"INVALID_EVENT: events[{index}].event_id is required")
     problem = _text_problem(event_id, *TEXT_FIELDS["event_id"])
     if problem:
-        return EventResult("", "rejected", f"INVALID_EVENT: events[{index}].event_id {problem}")
+        return EventResult("", _REJECTED, f"INVALID_EVENT: events[{index}].event_id {problem}")
     problem = _untextual(event)
     if problem:
-        return EventResult(event_id, "rejected", f"INVALID_EVENT: events[{index}]{problem}")
+        return EventResult(event_id, _REJECTED, f"INVALID_EVENT: events[{index}]{problem}")
     for name, (max_len, free_text) in TEXT_FIELDS.items():
         value = event.get(name)
         problem = _text_problem(value, max_len, free_text) if isinstance(value, str) else None
         if problem:
             return EventResult(
-                event_id, "rejected", f"INVALID_EVENT: events[{index}].{name} {problem}"
+                event_id, _REJECTED, f"INVALID_EVENT: events[{index}].{name} {problem}"
             )
     return None
 

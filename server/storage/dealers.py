@@ -1,12 +1,19 @@
-"""Dealer rows: create, read, page through, update. A signing secret is stored (encrypted) but
-never read back here: a record only says whether one is set."""
+"""Dealer rows: create, read, page through, update. A signing secret and the endpoint
+credentials are stored (encrypted) but never read back into a record: a record only says whether
+a secret is set and which kind of endpoint credentials (and header name) there are. Only
+`delivery_target` hands them out, to the code that delivers."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 
-from server.domain.dealers import DealerInput, DealerRecord
+from server.domain.dealers import (
+    DealerInput,
+    DealerRecord,
+    DeliveryTarget,
+    EndpointCredentials,
+)
 from server.domain.leads import PageResult
 from server.errors import NotFoundError
 from server.storage import models as m
@@ -21,7 +28,34 @@ _JSON_COLUMNS = {
 }
 
 
+def credentials_json(c: EndpointCredentials | None) -> str | None:
+    """The stored (before encryption) form of endpoint credentials; None for none."""
+    if c is None or c.kind not in ("basic", "header"):
+        return None
+    if c.kind == "basic":
+        return json.dumps({"kind": "basic", "username": c.username, "password": c.password})
+    return json.dumps({"kind": "header", "name": c.name, "value": c.value})
+
+
+def credentials_of(stored: str | None) -> EndpointCredentials | None:
+    """Endpoint credentials from their stored (decrypted) form; None for none."""
+    if not stored:
+        return None
+    data = json.loads(stored)
+    kind = data.get("kind")
+    if kind == "basic":
+        return EndpointCredentials(
+            kind="basic", username=data.get("username", ""), password=data.get("password", "")
+        )
+    if kind == "header":
+        return EndpointCredentials(
+            kind="header", name=data.get("name", ""), value=data.get("value", "")
+        )
+    return None
+
+
 def _record(r: m.Dealer) -> DealerRecord:
+    credentials = credentials_of(r.endpoint_auth)
     return DealerRecord(
         dealer_id=r.id,
         name=r.name,
@@ -39,17 +73,24 @@ def _record(r: m.Dealer) -> DealerRecord:
         updated_at=r.updated_at,
         contact_email=r.contact_email,
         contact_phone=r.contact_phone,
+        endpoint_auth_type=credentials.kind if credentials else "none",
+        endpoint_auth_header_name=credentials.name
+        if credentials and credentials.kind == "header"
+        else "",
     )
 
 
 def _columns(d: DealerInput, fields: frozenset[str]) -> dict[str, object]:
     """The column values of the given DealerInput fields."""
-    return {
-        _JSON_COLUMNS[f] if f in _JSON_COLUMNS else f: (
-            json.dumps(getattr(d, f)) if f in _JSON_COLUMNS else getattr(d, f)
-        )
-        for f in fields
-    }
+    columns: dict[str, object] = {}
+    for f in fields:
+        if f == "endpoint_credentials":
+            columns["endpoint_auth"] = credentials_json(d.endpoint_credentials)
+        elif f in _JSON_COLUMNS:
+            columns[_JSON_COLUMNS[f]] = json.dumps(getattr(d, f))
+        else:
+            columns[f] = getattr(d, f)
+    return columns
 
 
 def _not_found() -> NotFoundError:
@@ -106,6 +147,25 @@ class DealerRepository:
         if not updated:
             raise _not_found()
         return self.get(dealer_id)
+
+    @staticmethod
+    def delivery_target(dealer_id: str, now: dt.datetime) -> DeliveryTarget | None:
+        """Where and how to deliver to a dealer at `now`, secrets and credentials decrypted;
+        None if there is no such dealer."""
+        row = m.Dealer.get_or_none(m.Dealer.id == dealer_id)
+        if row is None:
+            return None
+        return DeliveryTarget(
+            dealer_id=row.id,
+            url=row.endpoint_url,
+            delivery_format=row.delivery_format,
+            secrets=signing_secrets(row, now),
+            credentials=credentials_of(row.endpoint_auth),
+            active=row.active,
+            name=row.name,
+            contact_email=row.contact_email,
+            contact_phone=row.contact_phone,
+        )
 
     def rotate_secret(self, dealer_id: str, new_secret: str, previous_until: dt.datetime) -> None:
         """Makes `new_secret` the dealer's signing secret; the current one keeps signing and

@@ -22,13 +22,16 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from server.domain.leads import AgentName, LeadStatus
+from server.domain.dealers import EndpointCredentials
+from server.domain.leads import AgentName, LeadStatus, Page, PageResult
 from server.errors import FailedPreconditionError, NotFoundError
 from server.storage import models as m
 from server.storage.crypto import UndecryptableError
 from server.storage.db import Database
+from server.storage.dealers import credentials_of
 from server.storage.leads import append_activities
 from server.storage.outbox import DUE_STATES, OutboxTable, lease_due, settle
+from server.storage.pagination import decode_token, encode_token
 
 log = logging.getLogger("ccl.delivery")
 A = AgentName.LEAD_PACKAGING
@@ -53,6 +56,8 @@ class DueDelivery:
     content_type: str
     # The dealer's previous secret while a rotation's overlap lasts (it signs too), else "".
     previous_secret: str = ""
+    # The dealer's endpoint credentials (Basic or a header), decrypted; None when it has none.
+    credentials: EndpointCredentials | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,7 @@ class DeliveryRepository:
                     m.Dealer.signing_secret.coerce(False),
                     m.Dealer.previous_signing_secret.coerce(False),
                     m.Dealer.previous_secret_expires_at,
+                    m.Dealer.endpoint_auth.coerce(False),
                     m.LeadPackage.body.coerce(False),
                     m.LeadPackage.content_type,
                 )
@@ -157,6 +163,9 @@ class DeliveryRepository:
                             body=m.LeadPackage.body.python_value(r.package.body).encode(),
                             content_type=r.package.content_type,
                             previous_secret=previous or "",
+                            credentials=credentials_of(
+                                m.Dealer.endpoint_auth.python_value(dealer.endpoint_auth)
+                            ),
                         )
                     )
                 except UndecryptableError as e:
@@ -371,4 +380,69 @@ def _dead_letter_unreadable(
             )
         ],
         at=now,
+    )
+
+
+def list_for_dealer(dealer_id: str, state: str, page: Page) -> PageResult[DeliveryView]:
+    """One dealer's deliveries, newest first (then by id), `page.size` at a time, in `state`
+    when it is not "" (the dealer's delivery log). Attempts come in one more statement, not one
+    per delivery. Nothing of the package is read: the log holds ids, states, times and the
+    endpoint's own answers."""
+    query = m.Delivery.select(
+        m.Delivery.id,
+        m.Delivery.event_id,
+        m.Delivery.lead,
+        m.Delivery.dealer,
+        m.Delivery.package,
+        m.Delivery.state,
+        m.Delivery.attempts,
+        m.Delivery.next_attempt_at,
+        m.Delivery.delivered_at,
+        m.Delivery.last_error,
+        m.Delivery.created_at,
+    ).where(m.Delivery.dealer == dealer_id)
+    if state:
+        query = query.where(m.Delivery.state == state)
+    if page.token:
+        cursor = decode_token("dealer_deliveries", page.token)  # or INVALID_PAGE_TOKEN
+        after_time, after_id = cursor["t"], cursor["i"]
+        query = query.where(
+            (m.Delivery.created_at < after_time)
+            | ((m.Delivery.created_at == after_time) & (m.Delivery.id < after_id))
+        )
+    rows = list(
+        query.order_by(m.Delivery.created_at.desc(), m.Delivery.id.desc()).limit(page.size + 1)
+    )
+    more = len(rows) > page.size
+    rows = rows[: page.size]
+    log_of: dict[str, list[tuple[dt.datetime, int, str, int]]] = {r.id: [] for r in rows}
+    if rows:
+        for a in (
+            m.DeliveryAttempt.select()
+            .where(m.DeliveryAttempt.delivery.in_(list(log_of)))
+            .order_by(m.DeliveryAttempt.id)
+        ):
+            log_of[a.delivery_id].append((a.attempted_at, a.status_code, a.error, a.duration_ms))
+    token = ""
+    if more:
+        last = rows[-1]
+        token = encode_token("dealer_deliveries", {"t": last.created_at.isoformat(), "i": last.id})
+    return PageResult(
+        items=[
+            DeliveryView(
+                delivery_id=r.id,
+                event_id=r.event_id,
+                lead_id=r.lead_id,
+                dealer_id=r.dealer_id,
+                package_id=r.package_id,
+                state=r.state,
+                attempts=r.attempts,
+                next_attempt_at=r.next_attempt_at if r.state in DUE_STATES else None,
+                delivered_at=r.delivered_at,
+                last_error=r.last_error,
+                attempt_log=log_of[r.id],
+            )
+            for r in rows
+        ],
+        next_page_token=token,
     )

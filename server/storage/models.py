@@ -3,8 +3,8 @@
 All times are naive UTC datetimes. Ids are UUID strings except for append-only
 logs (auto-increment). Date of birth, income, the credit limits computed from
 income, dealer packages (whole documents with the applicant's contact details
-and income), what dealers answered to a delivery (it may echo the package) and
-dealer signing secrets are encrypted at rest (`EncryptedTextField`,
+and income), what dealers answered to a delivery (it may echo the package),
+dealer signing secrets and dealer endpoint credentials are encrypted at rest (`EncryptedTextField`,
 `EncryptedIntegerField`). Outbox tables (deliveries, email
 messages) carry `state`, `next_attempt_at` and a lease (`locked_by`,
 `locked_until`) so several processes can share the work.
@@ -78,6 +78,9 @@ class Dealer(BaseModel):
     # During a secret rotation: the secret replaced, which still signs and verifies until then.
     previous_signing_secret = EncryptedTextField(null=True)
     previous_secret_expires_at = pw.DateTimeField(null=True)
+    # Credentials for the dealer's endpoint (HTTP Basic or one header), one encrypted JSON
+    # object (`storage.dealers`); NULL when the endpoint needs none.
+    endpoint_auth = EncryptedTextField(null=True)
     active = pw.BooleanField(default=True, index=True)
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)

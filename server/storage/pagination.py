@@ -70,11 +70,18 @@ class _DealersToken(_Token):
     i: _Uuid  # its id
 
 
+class _DealerDeliveriesToken(_Token):
+    k: Literal["dealer_deliveries"]
+    t: _Timestamp  # created_at of the last delivery of the page
+    i: _Uuid  # its id
+
+
 # Token kind -> its schema (field -> type and bounds).
 TOKEN_SCHEMAS: dict[str, type[_Token]] = {
     "leads": _LeadsToken,
     "activity": _ActivityToken,
     "dealers": _DealersToken,
+    "dealer_deliveries": _DealerDeliveriesToken,
 }
 
 

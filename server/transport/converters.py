@@ -14,9 +14,10 @@ from ccl.lead.v1 import lead_pb2, lead_service_pb2
 from server.agents.orchestrator import ImportRecord, ImportRecordResult
 from server.agents.visitor_identifier import VisitorEventInput
 from server.domain import leads as d
-from server.domain.dealers import DealerInput, DealerRecord
+from server.domain.dealers import DealerInput, DealerRecord, EndpointCredentials
 from server.errors import FieldViolation, InvalidArgumentError
 from server.services import stats
+from server.services.dealer_webhook import EventResult, EventStatus
 from server.storage.deliveries import DeliveryView
 from server.storage.packages import PackageView
 from server.transport.text import nul_field
@@ -305,6 +306,25 @@ def import_response(results: list[ImportRecordResult]) -> lead_service_pb2.Impor
     )
 
 
+# Every result the dealer webhook gives; EVENT_RESULT_STATUS_DUPLICATE (deprecated) is never sent.
+_EVENT_RESULT_STATUS = {
+    EventStatus.ACCEPTED: lead_service_pb2.EVENT_RESULT_STATUS_ACCEPTED,
+    EventStatus.ALREADY_RECEIVED: lead_service_pb2.EVENT_RESULT_STATUS_ALREADY_RECEIVED,
+    EventStatus.DUPLICATE_CONSUMER: lead_service_pb2.EVENT_RESULT_STATUS_DUPLICATE_CONSUMER,
+    EventStatus.REJECTED: lead_service_pb2.EVENT_RESULT_STATUS_REJECTED,
+}
+
+
+def dealer_event_result(r: EventResult) -> lead_service_pb2.DealerEventResult:
+    """One dealer webhook event's result."""
+    return lead_service_pb2.DealerEventResult(
+        event_id=r.event_id,
+        status=_EVENT_RESULT_STATUS[r.status],
+        reason=r.reason,
+        lead_id=r.lead_id,
+    )
+
+
 def package_message(p: PackageView) -> lead_service_pb2.LeadPackage:
     return lead_service_pb2.LeadPackage(
         package_id=p.package_id,
@@ -397,10 +417,29 @@ def dealer_input(message: dealer_pb.Dealer) -> DealerInput:
         active=message.active if message.HasField("active") else defaults.active,
         contact_email=message.contact_email,
         contact_phone=message.contact_phone,
+        endpoint_credentials=_endpoint_credentials(message),
     )
 
 
+def _endpoint_credentials(message: dealer_pb.Dealer) -> EndpointCredentials | None:
+    """The dealer's `endpoint_auth` as credentials; None when absent or with no method set
+    (which clears them on update)."""
+    if not message.HasField("endpoint_auth"):
+        return None
+    auth = message.endpoint_auth
+    method = auth.WhichOneof("method")
+    if method == "basic":
+        return EndpointCredentials(
+            kind="basic", username=auth.basic.username, password=auth.basic.password
+        )
+    if method == "header":
+        return EndpointCredentials(kind="header", name=auth.header.name, value=auth.header.value)
+    return None
+
+
 def dealer_message(r: DealerRecord) -> dealer_pb.Dealer:
+    """A dealer as returned: never its signing secret nor its endpoint credentials (only
+    their kind and, for a header, its name)."""
     return dealer_pb.Dealer(
         dealer_id=r.dealer_id,
         name=r.name,
@@ -418,6 +457,10 @@ def dealer_message(r: DealerRecord) -> dealer_pb.Dealer:
         update_time=to_timestamp(r.updated_at),
         contact_email=r.contact_email,
         contact_phone=r.contact_phone,
+        endpoint_auth_type=_enum(
+            dealer_pb.EndpointAuthType, "ENDPOINT_AUTH_TYPE_", r.endpoint_auth_type
+        ),
+        endpoint_auth_header_name=r.endpoint_auth_header_name,
     )
 
 

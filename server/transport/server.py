@@ -17,6 +17,7 @@ from ccl.dealer.v1 import dealer_service_pb2, dealer_service_pb2_grpc
 from ccl.lead.v1 import lead_service_pb2, lead_service_pb2_grpc
 from server.agents.orchestrator import Orchestrator
 from server.services.auth import ApiKeyService
+from server.services.dealer_deliveries import DealerDeliveryService
 from server.services.dealer_webhook import DealerWebhookService
 from server.services.dealers import DealerService
 from server.services.leads import LeadService
@@ -75,6 +76,7 @@ class ServerParts:
     orchestrator: Orchestrator
     dealer_webhook: DealerWebhookService
     dealers: DealerService
+    dealer_deliveries: DealerDeliveryService
     stats: StatsService
     max_request_bytes: int
     request_message_timeout_seconds: float
@@ -104,7 +106,7 @@ def create_server(parts: ServerParts, host: str, port: int) -> GrpcServer:
         LeadServicer(parts.leads, parts.orchestrator, parts.dealer_webhook), server
     )
     dealer_service_pb2_grpc.add_DealerServiceServicer_to_server(
-        DealerServicer(parts.dealers), server
+        DealerServicer(parts.dealers, parts.dealer_deliveries), server
     )
     campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(CampaignServicer(), server)
     agent_service_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(parts.stats), server)

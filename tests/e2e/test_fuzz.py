@@ -273,6 +273,8 @@ def baseline(method: Any, known: Known) -> dict[str, Any]:
             "dealer": {**VALID_DEALER, "dealer_id": known.dealer_id},
             "update_mask": "name,zipPrefixes,endpointUrl",  # JSON FieldMask: lowerCamelCase
         },
+        "TestDelivery": {"dealer_id": known.dealer_id},
+        "ListDealerDeliveries": {"dealer_id": known.dealer_id, "page_size": 5},
     }.get(method.name, {})
 
 

@@ -241,8 +241,8 @@ def test_hostile_strings_reject_their_event_only_and_a_retry_answers_the_same(
     again = post(events)
     assert again[1:-1] == results[1:-1], "a bad event is answered the same on every retry"
     assert [(r["status"], r["lead_id"]) for r in (again[0], again[-1])] == [
-        ("DUPLICATE", results[0]["lead_id"]),
-        ("DUPLICATE", lead_id),
+        ("ALREADY_RECEIVED", results[0]["lead_id"]),
+        ("ALREADY_RECEIVED", lead_id),
     ]
 
 
@@ -278,8 +278,8 @@ def test_fields_of_other_json_types_reject_their_event(
     ]
     first = post(events)
     assert [r["status"] for r in first] == ["REJECTED"] * len(events)
-    # Recorded like any other rejected event: a retry is a duplicate, never a 500.
-    assert [r["status"] for r in post(events)] == ["DUPLICATE"] * len(events)
+    # Not recorded, like any other rejected event: a retry answers the same, never a 500.
+    assert post(events) == first
 
 
 # --- page tokens ------------------------------------------------------------------------

@@ -208,7 +208,15 @@ def test_dealer_webhook_moves_its_lead_to_sold(
     assert admin.get(f"/api/leads/{lead_id}").json()["lead"]["status"] == "LEAD_STATUS_SOLD"
 
     again = httpx.post(f"{proxy.base_url}/api/webhook/dealer-leads", content=body, headers=headers)
-    assert [x["status"] for x in again.json()["results"]] == ["EVENT_RESULT_STATUS_DUPLICATE"] * 2
+    assert again.json()["results"] == [
+        {
+            "event_id": x["event_id"],
+            "status": "EVENT_RESULT_STATUS_ALREADY_RECEIVED",
+            "reason": "",
+            "lead_id": lead_id,
+        }
+        for x in results
+    ]
 
 
 def test_every_step_shows_in_the_activity_log(delivered: dict, admin: httpx.Client) -> None:  # type: ignore[type-arg]

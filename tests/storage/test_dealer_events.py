@@ -11,7 +11,11 @@ from server.app import Application
 from server.domain.lead_status import TransitionOutcome
 from server.domain.leads import LeadStatus
 from server.storage import models as m
-from server.storage.dealer_events import DealerEventRepository
+from server.storage.dealer_events import (
+    RESULT_ACCEPTED,
+    RESULT_DUPLICATE_CONSUMER,
+    DealerEventRepository,
+)
 from support.builders import dealer, received_lead
 
 
@@ -38,14 +42,52 @@ def test_signing_secret(repo: DealerEventRepository) -> None:
 def test_an_event_is_recorded_once(repo: DealerEventRepository) -> None:
     dealer_id, other = dealer(), dealer()
     assert repo.seen(dealer_id, "e1") is None
-    assert repo.remember(dealer_id, "e1", "status" * 5, "rejected", "x" * 2000, "")
+    assert repo.remember(dealer_id, "e1", "status" * 5, RESULT_ACCEPTED, "")
     earlier = repo.seen(dealer_id, "e1")
     assert earlier is not None
-    assert (earlier.event_id, earlier.result, earlier.lead_id) == ("e1", "rejected", "")
-    assert len(earlier.event_type) == 16 and len(earlier.reason) == 1000
+    assert (earlier.event_id, earlier.result, earlier.lead_id) == ("e1", "accepted", "")
+    assert len(earlier.event_type) == 16
     # The same event again (two copies at once): the unique index refuses it, as an outcome.
-    assert repo.remember(dealer_id, "e1", "status", "accepted", "", "") is False
+    assert repo.remember(dealer_id, "e1", "status", RESULT_DUPLICATE_CONSUMER, "") is False
     assert repo.seen(other, "e1") is None  # event ids are per dealer
+
+
+def test_an_old_rejected_row_records_nothing_and_is_taken_over(
+    repo: DealerEventRepository,
+) -> None:
+    """Rows that recorded a rejection (before rejections stopped being recorded) do not block a
+    corrected resend of the event."""
+    dealer_id = dealer()
+    m.DealerEvent.create(
+        dealer=dealer_id, event_id="old", event_type="status", result="rejected", reason="x"
+    )
+    assert repo.seen(dealer_id, "old") is None
+    assert repo.remember(dealer_id, "old", "lead", RESULT_ACCEPTED, "")
+    earlier = repo.seen(dealer_id, "old")
+    assert earlier is not None
+    assert (earlier.result, earlier.event_type, earlier.reason) == ("accepted", "lead", "")
+    assert m.DealerEvent.select().where(m.DealerEvent.dealer == dealer_id).count() == 1
+    assert repo.remember(dealer_id, "old", "lead", RESULT_ACCEPTED, "") is False
+
+
+def test_a_status_event_is_recorded_with_its_change_or_not_at_all(
+    application: Application, repo: DealerEventRepository
+) -> None:
+    dealer_id = dealer()
+    lead_id = _delivered_lead(application, dealer_id)
+    moved = repo.apply_status(dealer_id, lead_id, "s1", "returned", "bad phone")
+    assert (moved.outcome, moved.lead_id) == (TransitionOutcome.MOVED, lead_id)
+    again = repo.apply_status(dealer_id, lead_id, "s1", "lost", "")
+    assert (again.outcome, again.lead_id) == (TransitionOutcome.ALREADY_RECEIVED, lead_id)
+    closed = repo.apply_status(dealer_id, lead_id, "s2", "sold", "")
+    assert closed.outcome is TransitionOutcome.NOT_ALLOWED
+    assert repo.seen(dealer_id, "s2") is None  # rolled back with the refused change
+    assert repo.seen(dealer_id, "no-lead") is None
+    assert repo.apply_status(dealer_id, "no-such-lead", "no-lead", "sold", "").outcome is (
+        TransitionOutcome.NOT_FOUND
+    )
+    assert repo.seen(dealer_id, "no-lead") is None
+    assert m.Lead.get_by_id(lead_id).status == "returned"
 
 
 def test_a_status_report_moves_the_lead_and_logs_it(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,11 +36,13 @@ class Received:
 @dataclass
 class FakeCrm:
     """`script`: statuses to answer, in order (the last one repeats); `delay`: seconds to wait
-    before answering (to provoke client timeouts)."""
+    before answering (to provoke client timeouts); `answer`: the body to answer with, when not
+    the default `{"ok": ...}` (it may be a function of the request's headers, to echo them)."""
 
     secret: str = ""
     script: list[int] = field(default_factory=lambda: [200])
     delay: float = 0.0
+    answer: bytes | Callable[[dict[str, str]], bytes] | None = None
     received: list[Received] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -86,7 +88,10 @@ def running(crm: FakeCrm) -> Iterator[str]:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
-            self.wfile.write(b'{"ok": %s}' % (b"true" if status < 300 else b"false"))
+            if crm.answer is None:
+                self.wfile.write(b'{"ok": %s}' % (b"true" if status < 300 else b"false"))
+            else:
+                self.wfile.write(crm.answer(headers) if callable(crm.answer) else crm.answer)
 
         def log_message(self, *args: object) -> None:
             pass

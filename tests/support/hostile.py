@@ -205,6 +205,11 @@ TOKEN_TEMPLATES: dict[str, dict[str, Any]] = {
     },
     "activity": {"k": "activity", "i": 5},
     "dealers": {"k": "dealers", "n": "Dealer", "i": "00000000-0000-4000-8000-000000000000"},
+    "dealer_deliveries": {
+        "k": "dealer_deliveries",
+        "t": "2026-01-01T00:00:00",
+        "i": "00000000-0000-4000-8000-000000000000",
+    },
 }
 _token_values: st.SearchStrategy[Any] = st.recursive(
     st.none()

@@ -207,4 +207,9 @@ class LeadPackaging:
             employment_status=lead.employment_status,
             months_employed=lead.months_employed,
             months_at_address=lead.months_at_address,
+            origin=packages.PackageOrigin(
+                channel=packages.DEALER_CHANNEL, dealer_id=lead.source_dealer_id
+            )
+            if lead.source_dealer_id
+            else None,
         )

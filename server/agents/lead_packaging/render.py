@@ -32,8 +32,17 @@ with offset, strings `""` when not given, numbers `null` when unknown)::
       "trade_in": {"interest": "trade-in", "year": int | null, "make", "model",
                    "mileage": int | null} | null,
       "purchase_timeframe": "within_week" | "within_month" | "within_3_months" | "later" | "",
-      "employment": {"status", "months_employed": int, "months_at_address": int}
+      "employment": {"status", "months_employed": int, "months_at_address": int},
+      "origin": {"channel": "dealer", "dealer_id": str},     only when the dealer sent us the lead
+      "test": true                                            only on a TestDelivery sample
     }
+
+The last two keys appear only when they apply, so that every other package stays exactly as
+`ccl.lead_package.v1` has always been (dealers' parsers that list the keys keep working). A lead
+a dealer sent us (its webhook, or its own API key) goes back to that dealer only, with its
+prequalification: `origin` says so, so the dealer recognises its own customer. A sample sent by
+`DealerService.TestDelivery` (`sample_package`) carries `"test": true`, a lead id (and
+`webhook-id`) starting with `test_` and a made-up sandbox applicant; it is not a lead.
 
 ADF: every package is valid against the public ADF 1.0 DTD (the SendADF project's copy with
 its typographic errors repaired, `tests/support/adf-1.0.dtd`). The prospect's `<id>` is our
@@ -42,7 +51,9 @@ lead id (`source="Complete Car Loans"`); the vehicle of interest carries the lea
 interest="trade-in">`; the customer carries the purchase `<timeframe>` (a description: the DTD
 makes it text) and `<comments>` (credit, score, income, employment, time at address, consent);
 the vendor is the dealer, its `<contact>` with the dealer's email and phone; the provider is
-CCL with its service, URL and a contact.
+CCL with its service, URL and a contact. A lead the dealer sent us opens its `<comments>` with a
+`Lead origin:` line naming the dealer; a TestDelivery sample opens them with a `TEST PACKAGE`
+line, and its prospect `<id>` (source `Complete Car Loans test`) starts with `test_`.
 """
 
 from __future__ import annotations
@@ -61,6 +72,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADF_CONTENT_TYPE",
+    "DEALER_CHANNEL",
     "FORMATS",
     "JSON_CONTENT_TYPE",
     "JSON_SCHEMA",
@@ -68,12 +80,14 @@ __all__ = [
     "PackageConsent",
     "PackageCredit",
     "PackageData",
+    "PackageOrigin",
     "PackageTradeIn",
     "PackageVehicle",
     "clean_text",
     "render",
     "render_adf",
     "render_json",
+    "sample_package",
 ]
 
 # RFC 7303 prefers application/xml to text/xml: with text/* a missing charset parameter means
@@ -90,6 +104,12 @@ PROVIDER_SERVICE = "Auto loan prequalification"
 PROVIDER_URL = "https://completecarloans.com"
 PROVIDER_EMAIL = "dealers@completecarloans.com"
 PROVIDER_CONTACT_NAME = "Complete Car Loans Dealer Support"
+# The prospect <id> source of a TestDelivery sample, so a CRM that files leads by it never
+# mixes a sample with real leads.
+TEST_ID_SOURCE = "Complete Car Loans test"
+TEST_COMMENT = "TEST PACKAGE: a made-up applicant sent by TestDelivery; not a lead, do not contact"
+# The channel of a lead a dealer sent us (its webhook or its own API key).
+DEALER_CHANNEL = "dealer"
 # ADF's <timeframe> is text in the 1.0 DTD: the lead's timeframe as a dealer reads it.
 TIMEFRAME_DESCRIPTIONS = {
     "within_week": "Within a week",
@@ -156,6 +176,14 @@ class PackageConsent:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PackageOrigin:
+    """Where a lead came from, when that is not CCL's own channels: `dealer_id` sent it to us."""
+
+    channel: str
+    dealer_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class PackageData:
     """Everything a dealer package holds. Naive datetimes are UTC."""
 
@@ -191,6 +219,10 @@ class PackageData:
     employment_status: str = ""
     months_employed: int = 0
     months_at_address: int = 0
+    # Set when a dealer sent us this lead: it goes back to that dealer, labelled as its own.
+    origin: PackageOrigin | None = None
+    # A TestDelivery sample, not a lead.
+    test: bool = False
 
 
 def clean_text(value: str) -> str:
@@ -207,13 +239,78 @@ def render(data: PackageData, fmt: str) -> tuple[bytes, str]:
     raise ValueError(f"unknown package format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
+def sample_package(
+    fmt: str,
+    *,
+    sample_id: str,
+    created_at: dt.datetime,
+    dealer_id: str,
+    dealer_name: str,
+    dealer_email: str = "",
+    dealer_phone: str = "",
+) -> tuple[bytes, str]:
+    """A TestDelivery sample in `fmt` and its content type, rendered as a real package is.
+
+    The applicant is made up and obviously so: the credit simulation's sandbox last name
+    `Prequalified` (docs/flexpath.md), an `example.com` email (RFC 2606), a 555-01xx phone
+    number (reserved for fiction) and a placeholder street. `sample_id` (the `webhook-id`,
+    starting with `test_`) stands in for the lead id."""
+    data = PackageData(
+        lead_id=sample_id,
+        created_at=created_at,
+        first_name="Sample",
+        last_name="Prequalified",
+        email="sample.prequalified@example.com",
+        phone_e164="+13125550100",
+        street="123 Sample Street",
+        city="Springfield",
+        state="IL",
+        zip_code="62701",
+        vehicle=PackageVehicle(year=2021, make="Toyota", model="Camry", status="used"),
+        down_payment_cents=150_000,
+        monthly_income_cents=400_000,
+        credit=PackageCredit(
+            decision="prequalified",
+            tier="B",
+            score_band="660-699",
+            max_payment_cents=48_000,
+            max_amount_cents=2_000_000,
+            source="simulated",
+        ),
+        score=75,
+        dealer_id=dealer_id,
+        dealer_name=dealer_name,
+        dealer_email=dealer_email,
+        dealer_phone=dealer_phone,
+        consent=PackageConsent(
+            tcpa=True,
+            consented_at=created_at,
+            certificate_id="test-certificate",
+            page_url=PROVIDER_URL + "/apply",
+        ),
+        source="test",
+        purchase_timeframe="within_month",
+        employment_status="employed",
+        months_employed=24,
+        months_at_address=36,
+        test=True,
+    )
+    return render(data, fmt)
+
+
 def render_adf(data: PackageData) -> bytes:
     """The package as an ADF 1.0 document in UTF-8, elements in the order the DTD gives."""
     d = _cleaned(data)
     adf = etree.Element("adf")
     adf.addprevious(etree.ProcessingInstruction("adf", 'version="1.0"'))
     prospect = _sub(adf, "prospect", status="new")
-    _sub(prospect, "id", d.lead_id, sequence="1", source=d.provider_name)
+    _sub(
+        prospect,
+        "id",
+        d.lead_id,
+        sequence="1",
+        source=TEST_ID_SOURCE if d.test else d.provider_name,
+    )
     _sub(prospect, "requestdate", _iso(d.created_at))
     _add_vehicle(prospect, d)
     _add_customer(prospect, d)
@@ -334,6 +431,10 @@ def render_json(data: PackageData) -> bytes:
             "months_at_address": d.months_at_address,
         },
     }
+    if d.origin is not None:
+        doc["origin"] = {"channel": d.origin.channel, "dealer_id": d.origin.dealer_id}
+    if d.test:
+        doc["test"] = True
     return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
@@ -444,7 +545,15 @@ def _summary(d: PackageData) -> str:
         consent = f"TCPA consent: granted {when}; certificate {cert}"
     else:
         consent = "TCPA consent: not granted"
-    lines = [
+    lines = []
+    if d.test:
+        lines.append(TEST_COMMENT)
+    if d.origin is not None:
+        lines.append(
+            f"Lead origin: sent to us by {_one_line(d.origin.channel)}"
+            f" {_one_line(d.origin.dealer_id)} (your own lead, returned with its credit result)"
+        )
+    lines += [
         credit,
         f"Lead score: {d.score}/100",
         f"Monthly income: ${d.monthly_income_cents // 100:,}",

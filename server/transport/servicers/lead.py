@@ -13,12 +13,6 @@ from server.services.leads import LeadService
 from server.transport import converters
 from server.transport.context import Context, call_metadata, current_principal
 
-_EVENT_STATUS = {
-    "accepted": pb.EVENT_RESULT_STATUS_ACCEPTED,
-    "duplicate": pb.EVENT_RESULT_STATUS_DUPLICATE,
-    "rejected": pb.EVENT_RESULT_STATUS_REJECTED,
-}
-
 
 def client_ip(context: Context) -> str:
     """The caller's IP, normalised: Envoy's trusted external address, else the peer (direct
@@ -142,15 +136,7 @@ class LeadServicer(lead_service_pb2_grpc.LeadServiceServicer):
             headers=md,  # webhook-id, webhook-timestamp, webhook-signature (Standard Webhooks)
         )
         return pb.ReceiveDealerWebhookResponse(
-            results=[
-                pb.DealerEventResult(
-                    event_id=r.event_id,
-                    status=_EVENT_STATUS[r.status],
-                    reason=r.reason,
-                    lead_id=r.lead_id,
-                )
-                for r in results
-            ]
+            results=[converters.dealer_event_result(r) for r in results]
         )
 
     async def ImportLeads(
