@@ -265,7 +265,7 @@ class DeliveryRepository:
             .where(m.Delivery.lead == lead_id)
             .order_by(m.Delivery.created_at.desc())
         )
-        return [self._view(r) for r in rows]
+        return _views(rows)
 
     def redeliver(self, delivery_id: str, now: dt.datetime, dealer_id: str | None) -> DeliveryView:
         """Puts a rejected or dead-lettered delivery back in the queue (fresh attempt budget)."""
@@ -306,7 +306,7 @@ class DeliveryRepository:
                     [(A, "delivery.requeued", "Delivery queued again", {"delivery_id": row.id})],
                     at=now,
                 )
-            return self._view(m.Delivery.get_by_id(delivery_id))
+            return _views([m.Delivery.get_by_id(delivery_id)])[0]
 
     def failed_ids(self) -> list[str]:
         return [
@@ -316,15 +316,20 @@ class DeliveryRepository:
             )
         ]
 
-    @staticmethod
-    def _view(r: m.Delivery) -> DeliveryView:
-        attempts = [
-            (a.attempted_at, a.status_code, a.error, a.duration_ms)
-            for a in m.DeliveryAttempt.select()
-            .where(m.DeliveryAttempt.delivery == r.id)
+
+def _views(rows: list[m.Delivery]) -> list[DeliveryView]:
+    """The deliveries as views, in the order given, with their attempts (oldest first) read in
+    one statement for all of them."""
+    log_of: dict[str, list[tuple[dt.datetime, int, str, int]]] = {r.id: [] for r in rows}
+    if rows:
+        for a in (
+            m.DeliveryAttempt.select()
+            .where(m.DeliveryAttempt.delivery.in_(list(log_of)))
             .order_by(m.DeliveryAttempt.id)
-        ]
-        return DeliveryView(
+        ):
+            log_of[a.delivery_id].append((a.attempted_at, a.status_code, a.error, a.duration_ms))
+    return [
+        DeliveryView(
             delivery_id=r.id,
             event_id=r.event_id,
             lead_id=r.lead_id,
@@ -335,8 +340,10 @@ class DeliveryRepository:
             next_attempt_at=r.next_attempt_at if r.state in DUE_STATES else None,
             delivered_at=r.delivered_at,
             last_error=r.last_error,
-            attempt_log=attempts,
+            attempt_log=log_of[r.id],
         )
+        for r in rows
+    ]
 
 
 def _lead_follows_delivery(lead_id: str, state: str, now: dt.datetime) -> None:
@@ -415,34 +422,8 @@ def list_for_dealer(dealer_id: str, state: str, page: Page) -> PageResult[Delive
     )
     more = len(rows) > page.size
     rows = rows[: page.size]
-    log_of: dict[str, list[tuple[dt.datetime, int, str, int]]] = {r.id: [] for r in rows}
-    if rows:
-        for a in (
-            m.DeliveryAttempt.select()
-            .where(m.DeliveryAttempt.delivery.in_(list(log_of)))
-            .order_by(m.DeliveryAttempt.id)
-        ):
-            log_of[a.delivery_id].append((a.attempted_at, a.status_code, a.error, a.duration_ms))
     token = ""
     if more:
         last = rows[-1]
         token = encode_token("dealer_deliveries", {"t": last.created_at.isoformat(), "i": last.id})
-    return PageResult(
-        items=[
-            DeliveryView(
-                delivery_id=r.id,
-                event_id=r.event_id,
-                lead_id=r.lead_id,
-                dealer_id=r.dealer_id,
-                package_id=r.package_id,
-                state=r.state,
-                attempts=r.attempts,
-                next_attempt_at=r.next_attempt_at if r.state in DUE_STATES else None,
-                delivered_at=r.delivered_at,
-                last_error=r.last_error,
-                attempt_log=log_of[r.id],
-            )
-            for r in rows
-        ],
-        next_page_token=token,
-    )
+    return PageResult(items=_views(rows), next_page_token=token)

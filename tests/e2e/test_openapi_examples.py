@@ -28,18 +28,6 @@ DOCUMENT: dict[str, Any] = yaml.safe_load(
 )
 SECRET = whsec("openapi-examples-dealer")
 
-# Operations (and single examples) another engineer is building right now (issue 8:
-# DealerService.TestDelivery, ListDealerDeliveries and Dealer.endpoint_auth). They are in the
-# document from the protos; until they are built their examples may fail, and such a failure is
-# reported as an expected failure naming the operation rather than failing the suite.
-EXPECTED_TO_WORK_ONCE_BUILT = frozenset(
-    {
-        ("TestDelivery", "*"),
-        ("ListDealerDeliveries", "*"),
-        ("CreateDealer", "with_endpoint_auth"),
-    }
-)
-
 
 def operations() -> dict[str, tuple[str, str, dict[str, Any]]]:
     return {
@@ -64,10 +52,6 @@ def cases() -> list[tuple[str, str]]:
             examples = ["no_input"]  # a GET without parameters: its one request is the example
         out += [(name, e) for e in examples]
     return out
-
-
-def pending(operation: str, example: str) -> bool:
-    return bool({(operation, "*"), (operation, example)} & EXPECTED_TO_WORK_ONCE_BUILT)
 
 
 def fill(value: Any, data: dict[str, str]) -> Any:
@@ -231,13 +215,8 @@ def test_example(
     _, _, op = operations()[operation]
     request, expected = request_of(http, operation, example, data, admin_key)
     response = http.send(request)
-    try:
-        assert response.status_code == expected, response.text[:500]
-        check_answer(op, response)
-    except AssertionError as e:
-        if pending(operation, example):
-            pytest.xfail(f"{operation} ({example}) is expected to work once built: {e}")
-        raise
+    assert response.status_code == expected, response.text[:500]
+    check_answer(op, response)
 
 
 def test_every_operation_has_examples_and_only_unbuilt_ones_expect_501() -> None:
