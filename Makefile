@@ -63,9 +63,10 @@ migrate: $(STAMP)
 migration: $(STAMP)
 	$(BIN)/ccl make-migration $(NAME)
 
-## bench: ProcessLead throughput over gRPC and REST/Envoy (SQLite; BENCH_ARGS=--database-url=...).
+## bench: the benchmark suite against in-run echo baselines; writes docs/BENCHMARKS.md and
+## docs/benchmarks-latency.png (BENCH_ARGS=--quick, --postgres-url=..., --no-postgres, --help).
 bench: $(STAMP) $(DESCRIPTOR)
-	$(BIN)/python bench/bench_leads.py $(BENCH_ARGS)
+	$(BIN)/python bench/harness.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

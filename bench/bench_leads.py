@@ -1,5 +1,6 @@
-"""`make bench`: ProcessLead throughput and latency, over gRPC and over REST through Envoy, and
-`ccl import` of a --import-rows CSV (10,000 by default: the volume the test suite leaves here).
+"""The earlier benchmark (`make bench` now runs bench/harness.py, with in-run baselines):
+ProcessLead throughput and latency, over gRPC and over REST through Envoy, and `ccl import` of
+a --import-rows CSV (10,000 by default: the volume the test suite leaves here).
 
 Starts `ccl serve` as its own process (SQLite in a temp dir by default, or
 --database-url) with real Envoy in front, then drives it from this process

@@ -82,6 +82,19 @@ class ServerParts:
     request_message_timeout_seconds: float
 
 
+def server_options(max_receive_bytes: int) -> list[tuple[str, int]]:
+    """The gRPC server's channel options (also the benchmark's echo baseline's: bench/)."""
+    return [
+        ("grpc.max_receive_message_length", max_receive_bytes),
+        ("grpc.max_send_message_length", 16 * 1024 * 1024),
+        # Off by default so a second server on a taken port fails instead of silently
+        # sharing it; scale-out behind Envoy uses separate ports or processes.
+        ("grpc.so_reuseport", 0),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    ]
+
+
 def create_server(parts: ServerParts, host: str, port: int) -> GrpcServer:
     """Builds the server bound to host:port (0 picks a free port). Call `start()` to serve."""
     max_bytes = max(parts.max_request_bytes, 4 * 1024 * 1024)
@@ -92,15 +105,7 @@ def create_server(parts: ServerParts, host: str, port: int) -> GrpcServer:
             AuthInterceptor(parts.api_keys),
             RequestInterceptor(parts.request_message_timeout_seconds),
         ],
-        options=[
-            ("grpc.max_receive_message_length", max_bytes),
-            ("grpc.max_send_message_length", 16 * 1024 * 1024),
-            # Off by default so a second server on a taken port fails instead of silently
-            # sharing it; scale-out behind Envoy uses separate ports or processes.
-            ("grpc.so_reuseport", 0),
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
-        ],
+        options=server_options(max_bytes),
     )
     lead_service_pb2_grpc.add_LeadServiceServicer_to_server(
         LeadServicer(parts.leads, parts.orchestrator, parts.dealer_webhook), server
