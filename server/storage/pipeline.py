@@ -9,7 +9,7 @@ run is left to that run."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import peewee as pw
 
@@ -171,7 +171,26 @@ class PipelineRepository:
         lease: PipelineLease,
     ) -> list[StoredResult | CclError]:
         """Stores a batch's leads in one transaction, each in a savepoint so one bad record
-        undoes only itself; one result (or the error that rejected it) per item, in order."""
+        undoes only itself; one result (or the error that rejected it) per item, in order.
+        A batch of one needs no savepoint: its transaction undoes it."""
+        if len(items) == 1:
+            lead, key, request_hash = items[0]
+            try:
+                return [
+                    leads.create(
+                        lead,
+                        scope=scope,
+                        idempotency_key=key,
+                        request_hash=request_hash,
+                        source_dealer_id=source_dealer_id,
+                        resolve=resolve,
+                        pipeline_lease=lease,
+                    )
+                ]
+            except CclError as e:
+                return [e]
+            except pw.IntegrityError:
+                return [AlreadyExistsError("record conflicts", "CONFLICT")]
         out: list[StoredResult | CclError] = []
         with self._db.transaction():
             for lead, key, request_hash in items:
@@ -195,21 +214,36 @@ class PipelineRepository:
                     out.append(earlier or AlreadyExistsError("record conflicts", "CONFLICT"))
         return out
 
+    def owned_by(self, leases: Mapping[str, str]) -> list[str]:
+        """The leads of `leases` (lead id -> owner token) whose lease their owner still holds
+        (locked on PostgreSQL, like `owned`)."""
+        if not leases:
+            return []
+        query = m.Lead.select(m.Lead.id, m.Lead.pipeline_owner).where(
+            m.Lead.id.in_(list(leases)) & m.Lead.pipeline_owner.in_(sorted(set(leases.values())))
+        )
+        if self._db.backend == "postgresql":
+            query = query.for_update()
+        return [r.id for r in query if leases.get(r.id) == r.pipeline_owner]
+
     def finish_steps(
         self,
         held: list[str],
-        owner: str,
+        owner: str | Mapping[str, str],
         checked: list[tuple[str, CreditResult, str]],
         route: RouteStep,
     ) -> bool:
         """One transaction: store the credit results (lead, result, fallback reason), route
-        every credit-checked lead, mark it done, release the leases. Only leads whose lease
-        `owner` still holds (locked on PostgreSQL) are touched: one whose lease expired and went
-        to another run meanwhile is left to that run. Returns whether a delivery was queued."""
+        every credit-checked lead, mark it done, release the leases. `owner` is the token of
+        every lease, or each lead's own (lead id -> token: a batch of leads from several runs).
+        Only leads whose lease their owner still holds (locked on PostgreSQL) are touched: one
+        whose lease expired and went to another run meanwhile is left to that run. Returns
+        whether a delivery was queued."""
+        leases = {i: owner for i in held} if isinstance(owner, str) else dict(owner)
         queued = False
         with self._db.transaction():
             now = utcnow()
-            mine = set(self.owned(held, owner))
+            mine = set(self.owned_by(leases))
             stages = self.stages(list(mine))
             for lead_id, result, fallback_reason in checked:
                 if lead_id in mine and stages.get(lead_id) == STAGE_INTAKE:
@@ -219,7 +253,8 @@ class PipelineRepository:
                 if lead_id in mine and stages.get(lead_id) == STAGE_CREDIT_CHECKED:
                     queued = route(lead_id, now) or queued
                     self.finish(lead_id, now)
-            self.release(list(mine), owner)
+            for token in sorted({leases[i] for i in mine}):
+                self.release([i for i in mine if leases[i] == token], token)
         return queued
 
     def reopen(self, lead_id: str, dealer_id: str | None) -> bool:

@@ -12,6 +12,12 @@ Steps 2 and 3 run under a per-lead lease and record the next stage on the lead, 
 request (same idempotency key) or the periodic sweep resumes a pipeline a crash interrupted,
 and two processes never run the same lead's steps at once. Bulk import runs the same steps on
 chunks of leads, batching each step's writes into one transaction.
+
+Real-time calls are batched too (group commit, `batcher.py`): concurrent `process` calls share
+one intake transaction (a lease per batch) and, after each lead's own credit check, one
+transaction for the results and routing, which also reads the leads back. A caller is answered
+only after its batch committed; one lead that breaks its batch fails alone; a caller that goes
+away does not stop its accepted lead's steps.
 """
 
 from __future__ import annotations
@@ -29,8 +35,10 @@ from dataclasses import dataclass
 
 from server.agents.credit_check import CreditCheckAgent, CreditOutcome
 from server.agents.lead_packaging import LeadPackaging
+from server.agents.orchestrator.batcher import Batcher
 from server.agents.visitor_identifier import VisitorIdentifier
 from server.domain.clock import utcnow
+from server.domain.credit import CreditApplicant
 from server.domain.dealer_view import dealer_view
 from server.domain.leads import (
     LeadInput,
@@ -82,6 +90,28 @@ class ImportRecordResult:
     replay: bool = False
 
 
+@dataclass(frozen=True)
+class _Intake:
+    """One `process` call's intake, waiting for its batch."""
+
+    scope: str
+    source_dealer_id: str | None
+    lead: ValidLead
+    key: str
+    request_hash: str
+
+
+def _applicant(lead: ValidLead, stored: StoredResult) -> CreditApplicant | None:
+    """The credit applicant of a lead accepted and created now (not a replay, not a duplicate:
+    those have no steps to run here), from what was validated and stored; else None."""
+    if stored.outcome is not LeadOutcome.ACCEPTED or stored.replay or stored.lead is None:
+        return None
+    consent = stored.lead.applicant.consent
+    return CreditApplicant.from_valid_lead(
+        stored.lead_id, lead, consent.consented_at if consent else None
+    )
+
+
 def describe(error: CclError) -> str:
     """A rejection reason for a per-record result: 'field: problem; ...' or the message."""
     if isinstance(error, InvalidArgumentError) and error.violations:
@@ -110,6 +140,15 @@ class Orchestrator:
         self._packaging = packaging
         self._region = region
         self._on_delivery_queued = on_delivery_queued
+        # Group commit (see `batcher.py`). SQLite has one writer, so one batch of a kind at a
+        # time; PostgreSQL commits several at once.
+        concurrent = 1 if db.backend == "sqlite" else 4
+        self._intake_batcher: Batcher[_Intake, tuple[StoredResult, str, CreditApplicant | None]] = (
+            Batcher(self._intake_many, name="intake", max_size=64, max_concurrent=concurrent)
+        )
+        self._finish_batcher: Batcher[tuple[str, str, CreditOutcome], LeadRecord | None] = Batcher(
+            self._finish_many, name="finish", max_size=64, max_concurrent=concurrent
+        )
 
     # --- real time ------------------------------------------------------------------------
 
@@ -125,13 +164,25 @@ class Orchestrator:
         key = validate_idempotency_key(idempotency_key)
         valid = validate_lead(lead, region=self._region)
         assert lead is not None
-        owner = uuid.uuid4().hex
-        stored = await self._intake(principal, key, lead, valid, source_dealer_id, owner)
-        if stored.outcome is LeadOutcome.ACCEPTED:
-            # A new lead is born holding this run's lease; a replay must claim it (it may be
-            # running elsewhere, or have stopped midway in a crash).
-            await self.advance([stored.lead_id], owner=None if stored.replay else owner)
-        record = await self._db.run(self._leads.get, stored.lead_id)
+        intake = _Intake(
+            principal.scope,
+            source_dealer_id or dealer_of(principal),
+            valid,
+            key,
+            request_fingerprint(lead),
+        )
+        stored, owner, applicant = await self._intake_batcher.submit(intake)
+        record: LeadRecord | None = None
+        if applicant is not None:
+            # A new lead, born holding its intake batch's lease (`owner`): its steps run here,
+            # to the end even if the caller goes away (the lead is accepted: it is ours to finish).
+            record = await asyncio.shield(self._steps(applicant, owner))
+        elif stored.outcome is LeadOutcome.ACCEPTED:
+            # A replay must claim the lead (it may be running elsewhere, or have stopped midway
+            # in a crash).
+            await self.advance([stored.lead_id])
+        if record is None:
+            record = await self._db.run(self._leads.get, stored.lead_id)
         if dealer_of(principal):
             return ProcessResult(
                 lead=dealer_view(record),
@@ -146,25 +197,72 @@ class Orchestrator:
             identity=stored.identity,
         )
 
-    async def _intake(
-        self,
-        principal: Principal,
-        key: str,
-        lead: LeadInput,
-        valid: ValidLead,
-        source_dealer_id: str | None,
-        owner: str = "",
-    ) -> StoredResult:
-        return await self._db.run(
-            self._leads.create,
-            valid,
-            scope=principal.scope,
-            idempotency_key=key,
-            request_hash=request_fingerprint(lead),
-            source_dealer_id=source_dealer_id or dealer_of(principal),
-            resolve=self._identifier.resolve_lead,
-            pipeline_lease=PipelineLease(owner, utcnow() + PIPELINE_LEASE) if owner else None,
-        )
+    # --- real time, in batches (group commit) ---------------------------------------------
+
+    async def _intake_many(
+        self, items: list[_Intake]
+    ) -> list[tuple[StoredResult, str, CreditApplicant | None] | BaseException]:
+        """The intake of concurrent `process` calls: one trip to the database thread, one
+        transaction per (scope, source dealer) among them (in practice one), every new lead
+        born holding the batch's lease. What a new lead's credit check needs is known already:
+        the validated lead, and its consent time as stored."""
+        lease = PipelineLease(uuid.uuid4().hex, utcnow() + PIPELINE_LEASE)
+        groups: dict[tuple[str, str | None], list[int]] = {}
+        for i, item in enumerate(items):
+            groups.setdefault((item.scope, item.source_dealer_id), []).append(i)
+
+        def run() -> list[StoredResult | CclError]:
+            out: list[StoredResult | CclError | None] = [None] * len(items)
+            for (scope, source_dealer_id), indexes in groups.items():
+                stored = self._pipeline.intake_batch(
+                    self._leads,
+                    [(items[i].lead, items[i].key, items[i].request_hash) for i in indexes],
+                    scope=scope,
+                    source_dealer_id=source_dealer_id,
+                    resolve=self._identifier.resolve_lead,
+                    lease=lease,
+                )
+                for i, result in zip(indexes, stored, strict=True):
+                    out[i] = result
+            return [r for r in out if r is not None]
+
+        stored = await self._db.run(run)
+        return [
+            r if isinstance(r, CclError) else (r, lease.owner, _applicant(items[i].lead, r))
+            for i, r in enumerate(stored)
+        ]
+
+    async def _steps(self, applicant: CreditApplicant, owner: str) -> LeadRecord | None:
+        """A new lead's credit check (on its own: it may wait on FlexPath), then its routing in a
+        batch with the others finishing at the same time; the lead as it ended up (None if its
+        lease went to another run meanwhile)."""
+        try:
+            outcome = await self._credit.check(applicant)
+            return await self._finish_batcher.submit((applicant.lead_id, owner, outcome))
+        except Exception:
+            log.exception("pipeline steps failed", extra={"lead_id": applicant.lead_id})
+            # Leave the lead to the sweep (or a retry) at once rather than when the lease ends.
+            await self._db.run(self._pipeline.release, [applicant.lead_id], owner)
+            raise
+
+    async def _finish_many(
+        self, items: list[tuple[str, str, CreditOutcome]]
+    ) -> list[LeadRecord | None]:
+        """Credit results and routing of many leads in one transaction, and the leads as they
+        ended up read on the same trip to the database thread."""
+        held = [lead_id for lead_id, _, _ in items]
+        leases = {lead_id: owner for lead_id, owner, _ in items}
+
+        def finish_and_read() -> dict[str, LeadRecord]:
+            self._finish_steps(
+                held,
+                leases,
+                [(lead_id, outcome) for lead_id, _, outcome in items],
+            )
+            return self._leads.get_many(held)
+
+        records = await self._db.run(finish_and_read)
+        return [records.get(lead_id) for lead_id in held]
 
     # --- the pipeline steps ---------------------------------------------------------------
 
@@ -216,7 +314,10 @@ class Orchestrator:
         return [(a.lead_id, o) for a, o in zip(applicants, outcomes, strict=True)]
 
     def _finish_steps(
-        self, held: list[str], owner: str, checked: list[tuple[str, CreditOutcome]]
+        self,
+        held: list[str],
+        owner: str | dict[str, str],
+        checked: list[tuple[str, CreditOutcome]],
     ) -> None:
         """One transaction (storage's unit of work): store credit results, route every
         credit-checked lead, release; leads whose lease expired and went to another run

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 
+import pytest
+
+from server.agents.credit_check import CreditOutcome
+from server.agents.lead_packaging.agent import RoutingResult
+from server.agents.orchestrator.agent import PIPELINE_LEASE, request_fingerprint
 from server.app import Application
+from server.domain.clock import utcnow
+from server.domain.credit import CreditApplicant
+from server.domain.leads import LeadInput
 from server.domain.principal import Principal, Role
 from server.domain.validation import validate_lead
 from server.storage import models as m
+from server.storage.leads import LeadRepository, PipelineLease
 from server.transport.converters import lead_input
 from support.builders import dealer, received_lead
 from support.data import example_message
@@ -38,9 +48,16 @@ async def test_retry_with_the_same_key_finishes_an_interrupted_pipeline(
     message = example_message("resume-1", email="resume.me@example.com", phone="(608) 555-9911")
     lead = lead_input(message.lead)
     assert lead is not None
-    # Intake only, as if the process died before the credit check.
-    stored = await application.orchestrator._intake(
-        principal, "resume-1", lead, validate_lead(lead), None, "crashed-run"
+    # Intake only, as if the process died before the credit check: the lead is stored, born
+    # holding its (dead) creator's lease.
+    stored = await application.db.run(
+        LeadRepository(application.db).create,
+        validate_lead(lead),
+        scope=principal.scope,
+        idempotency_key="resume-1",
+        request_hash=request_fingerprint(lead),
+        source_dealer_id=None,
+        pipeline_lease=PipelineLease("crashed-run", utcnow() + PIPELINE_LEASE),
     )
     assert m.Lead.get_by_id(stored.lead_id).pipeline_stage == "intake"
     # Its creator died holding the lead's lease; a retry before the lease ends leaves it alone.
@@ -100,3 +117,108 @@ async def test_concurrent_visitors_identifying_as_one_person_share_an_identity(
         )
     )
     assert not empty.exists(), "no empty identity left behind by the race"
+
+
+_PHONES = itertools.count(3000)
+
+
+def _leads(tag: str, count: int, poison: int = -1) -> list[LeadInput]:
+    """Distinct consumers (email and phone never used by another test of this module)."""
+    out = []
+    for i in range(count):
+        message = example_message(
+            f"{tag}-{i}",
+            email=f"{tag}.{i}@example.com",
+            phone=f"(608) 555-{next(_PHONES):04d}",
+            last_name="Poisonous" if i == poison else "Batchley",
+        )
+        lead = lead_input(message.lead)
+        assert lead is not None
+        out.append(lead)
+    return out
+
+
+async def test_calls_arriving_together_share_their_transactions(
+    application: Application,
+) -> None:
+    orchestrator = application.orchestrator
+    intake, finish = orchestrator._intake_batcher, orchestrator._finish_batcher
+    before = (intake.batches, finish.batches)
+    principal = Principal(key_id="t", role=Role.SERVICE)
+    leads = _leads("together", 12)
+    results = await asyncio.gather(
+        *(orchestrator.process(principal, f"together-{i}", lead) for i, lead in enumerate(leads))
+    )
+    assert all(r.lead.credit is not None for r in results), "each caller got its own lead"
+    assert len({r.lead.lead_id for r in results}) == 12
+    assert (intake.batches - before[0], finish.batches - before[1]) == (1, 1)
+
+
+async def test_a_lead_whose_routing_fails_fails_alone(
+    application: Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One lead that breaks its batch's transaction: the batch is run again lead by lead, the
+    others finish, and the broken one is left, unlocked, for the sweep."""
+    orchestrator = application.orchestrator
+    poisoned: set[str] = set()
+    real_check, real_route = orchestrator._credit.check, orchestrator._packaging.route
+
+    async def check(applicant: CreditApplicant) -> CreditOutcome:
+        if applicant.last_name == "Poisonous":
+            poisoned.add(applicant.lead_id)
+        return await real_check(applicant)
+
+    def route(lead_id: str, now: dt.datetime) -> RoutingResult:
+        if lead_id in poisoned:
+            raise RuntimeError("routing broke")
+        return real_route(lead_id, now)
+
+    monkeypatch.setattr(orchestrator._credit, "check", check)
+    monkeypatch.setattr(orchestrator._packaging, "route", route)
+    principal = Principal(key_id="t", role=Role.SERVICE)
+    leads = _leads("poison", 5, poison=2)
+    results = await asyncio.gather(
+        *(orchestrator.process(principal, f"poison-{i}", lead) for i, lead in enumerate(leads)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[2], RuntimeError)
+    for result in results[:2] + results[3:]:
+        assert not isinstance(result, BaseException)
+        assert result.lead.credit is not None
+        assert m.Lead.get_by_id(result.lead.lead_id).pipeline_stage == "done"
+    (broken,) = poisoned
+    row = m.Lead.get_by_id(broken)
+    assert (row.pipeline_stage, row.pipeline_owner) == ("intake", ""), "left for the sweep"
+
+
+async def test_a_caller_going_away_does_not_stop_its_accepted_lead(
+    application: Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller's RPC is cancelled during the credit check: the lead is accepted already,
+    so its steps run to the end anyway (not left to the sweep)."""
+    orchestrator = application.orchestrator
+    entered, release = asyncio.Event(), asyncio.Event()
+    checked: list[str] = []
+    real_check = orchestrator._credit.check
+
+    async def slow_check(applicant: CreditApplicant) -> CreditOutcome:
+        checked.append(applicant.lead_id)
+        entered.set()
+        await release.wait()
+        return await real_check(applicant)
+
+    monkeypatch.setattr(orchestrator._credit, "check", slow_check)
+    principal = Principal(key_id="t", role=Role.SERVICE)
+    (lead,) = _leads("leaving", 1)
+    call = asyncio.create_task(orchestrator.process(principal, "leaving-0", lead))
+    await asyncio.wait_for(entered.wait(), timeout=30)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    release.set()
+    for _ in range(3000):  # the steps finish on their own (bounded: a hang guard, not a timing)
+        if m.Lead.get_by_id(checked[0]).pipeline_stage == "done":
+            break
+        await asyncio.sleep(0.01)
+    row = m.Lead.get_by_id(checked[0])
+    assert (row.pipeline_stage, row.pipeline_owner) == ("done", "")
