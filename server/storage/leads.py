@@ -314,7 +314,7 @@ class LeadRepository:
         if row is None:
             raise NotFoundError("lead not found", reason="LEAD_NOT_FOUND")
         return _to_record(
-            row, _latest_credit({row.id}).get(row.id), _consents({row.id}).get(row.id)
+            row, latest_credit_checks({row.id}).get(row.id), _consents({row.id}).get(row.id)
         )
 
     def get_many(self, lead_ids: list[str]) -> dict[str, LeadRecord]:
@@ -322,7 +322,7 @@ class LeadRepository:
         ids = set(lead_ids)
         if not ids:
             return {}
-        credits, consents = _latest_credit(ids), _consents(ids)
+        credits, consents = latest_credit_checks(ids), _consents(ids)
         return {
             row.id: _to_record(row, credits.get(row.id), consents.get(row.id))
             for row in m.Lead.select().where(m.Lead.id.in_(list(ids)))
@@ -355,7 +355,7 @@ class LeadRepository:
         more = len(rows) > page.size
         rows = rows[: page.size]
         ids = {r.id for r in rows}
-        credits, consents = _latest_credit(ids), _consents(ids)
+        credits, consents = latest_credit_checks(ids), _consents(ids)
         token = ""
         if more and rows:
             last = rows[-1]
@@ -399,27 +399,36 @@ def append_activities(
 ) -> None:
     """Appends steps (agent, kind, summary, details) to a lead's activity log, in order, in one
     statement. Call inside the transaction of the work the steps describe."""
+    append_activity_batches([(lead_id, entries)], at=at)
+
+
+def append_activity_batches(
+    batches: list[tuple[str, list[ActivityEntry]]], *, at: dt.datetime | None = None
+) -> None:
+    """`append_activities` for many leads at once: one statement for all their steps, each
+    lead's in order (nothing when there are none)."""
     when = at or models.utcnow()
-    m.Activity.insert_many(
-        [
-            {
-                "lead": lead_id,
-                "agent": agent.value,
-                "kind": kind,
-                "summary": summary,
-                "details_json": json.dumps(details, sort_keys=True),
-                "created_at": when,
-            }
-            for agent, kind, summary, details in entries
-        ]
-    ).execute()
+    rows = [
+        {
+            "lead": lead_id,
+            "agent": agent.value,
+            "kind": kind,
+            "summary": summary,
+            "details_json": json.dumps(details, sort_keys=True),
+            "created_at": when,
+        }
+        for lead_id, entries in batches
+        for agent, kind, summary, details in entries
+    ]
+    if rows:
+        m.Activity.insert_many(rows).execute()
 
 
 def _visible_to_dealer(dealer_id: str) -> Any:
     return (m.Lead.dealer == dealer_id) | (m.Lead.source_dealer == dealer_id)
 
 
-def _latest_credit(lead_ids: set[str]) -> dict[str, CreditResult]:
+def latest_credit_checks(lead_ids: set[str]) -> dict[str, CreditResult]:
     if not lead_ids:
         return {}
     out: dict[str, CreditResult] = {}

@@ -14,10 +14,10 @@ from typing import Any
 
 import peewee as pw
 
-from server.domain.leads import ActivityEntry, LeadStatus
+from server.domain.leads import ActivityEntry, CreditResult, LeadStatus
 from server.domain.routing import RoutingDealer, RoutingLead, TcpaConsent
 from server.storage import models as m
-from server.storage.leads import append_activities, credit_result_of, trade_in_of
+from server.storage.leads import append_activity_batches, latest_credit_checks, trade_in_of
 
 DELIVERY_PENDING = "pending"
 
@@ -49,56 +49,25 @@ class PackageRepository:
 
     def lead(self, lead_id: str) -> RoutingLead:
         """The lead (decrypted) with its latest credit check and its TCPA consent."""
-        row = m.Lead.get_by_id(lead_id)
-        credit = (
-            m.CreditCheck.select()
-            .where(m.CreditCheck.lead == lead_id)
-            .order_by(m.CreditCheck.created_at.desc())
-            .first()
-        )
-        tcpa = (
-            m.LeadConsent.select()
-            .where((m.LeadConsent.lead == lead_id) & (m.LeadConsent.kind == "tcpa"))
-            .first()
-        )
-        return RoutingLead(
-            lead_id=row.id,
-            created_at=row.created_at,
-            source=row.source,
-            source_dealer_id=row.source_dealer_id,
-            first_name=row.first_name,
-            last_name=row.last_name,
-            email=row.email_normalized,
-            phone_e164=row.phone_e164,
-            street=row.street,
-            street2=row.street2,
-            city=row.city,
-            state=row.state,
-            zip_code=row.zip_code,
-            vehicle_year=row.vehicle_year,
-            vehicle_make=row.vehicle_make,
-            vehicle_model=row.vehicle_model,
-            vehicle_trim=row.vehicle_trim,
-            vehicle_vin=row.vehicle_vin,
-            vehicle_price_cents=row.vehicle_price_cents,
-            down_payment_cents=row.down_payment_cents,
-            monthly_income_cents=int(row.monthly_income_cents),
-            months_employed=row.months_employed,
-            months_at_address=row.months_at_address,
-            credit=credit_result_of(credit) if credit else None,
-            tcpa=TcpaConsent(
-                granted=tcpa.granted,
-                consented_at=tcpa.consented_at,
-                certificate_id=tcpa.certificate_id,
-                page_url=tcpa.page_url,
+        return self.leads([lead_id])[lead_id]
+
+    @staticmethod
+    def leads(lead_ids: list[str]) -> dict[str, RoutingLead]:
+        """`lead` for many leads: three statements for any number of them (missing ids are
+        left out)."""
+        if not lead_ids:
+            return {}
+        credits = latest_credit_checks(set(lead_ids))
+        tcpas = {
+            c.lead_id: c
+            for c in m.LeadConsent.select().where(
+                m.LeadConsent.lead.in_(lead_ids) & (m.LeadConsent.kind == "tcpa")
             )
-            if tcpa
-            else None,
-            employment_status=row.employment_status,
-            vehicle_status=row.vehicle_status,
-            purchase_timeframe=row.purchase_timeframe,
-            trade_in=trade_in_of(row),
-        )
+        }
+        return {
+            row.id: _routing_lead(row, credits.get(row.id), tcpas.get(row.id))
+            for row in m.Lead.select().where(m.Lead.id.in_(lead_ids))
+        }
 
     def source_dealer(self, dealer_id: str) -> RoutingDealer | None:
         """The dealer that sent the lead, if it is active and has an endpoint."""
@@ -132,26 +101,17 @@ class PackageRepository:
 
     # --- writes ---------------------------------------------------------------------------
 
-    def hold(
-        self, lead_id: str, score: int, activities: list[ActivityEntry], now: dt.datetime
-    ) -> None:
-        """A lead held for review: its score and the activity entries saying so."""
-        append_activities(lead_id, activities, at=now)
+    def hold(self, lead_id: str, score: int, now: dt.datetime) -> None:
+        """A lead held for review: its score."""
         m.Lead.update(score=score, updated_at=now).where(m.Lead.id == lead_id).execute()
 
     def close_unrouted(
-        self,
-        lead_id: str,
-        status: LeadStatus,
-        score: int,
-        activities: list[ActivityEntry],
-        now: dt.datetime,
+        self, lead_id: str, status: LeadStatus, score: int, now: dt.datetime
     ) -> None:
-        """A lead no dealer takes: its new status, its score and the activity entries."""
+        """A lead no dealer takes: its new status and its score."""
         m.Lead.update(status=status.value, score=score, updated_at=now).where(
             m.Lead.id == lead_id
         ).execute()
-        append_activities(lead_id, activities, at=now)
 
     def store_package(
         self,
@@ -193,9 +153,10 @@ class PackageRepository:
         return StoredPackage(package.id, delivery.id, delivery.event_id)
 
     def add_activities(
-        self, lead_id: str, activities: list[ActivityEntry], now: dt.datetime
+        self, batches: list[tuple[str, list[ActivityEntry]]], now: dt.datetime
     ) -> None:
-        append_activities(lead_id, activities, at=now)
+        """The routing steps' activity entries, of every lead routed, in one statement."""
+        append_activity_batches(batches, at=now)
 
     @staticmethod
     def for_lead(lead_id: str, dealer_id: str | None = None) -> list[PackageView]:
@@ -224,4 +185,47 @@ def _dealer(row: m.Dealer) -> RoutingDealer:
         delivery_format=row.delivery_format,
         contact_email=row.contact_email,
         contact_phone=row.contact_phone,
+    )
+
+
+def _routing_lead(
+    row: m.Lead, credit: CreditResult | None, tcpa: m.LeadConsent | None
+) -> RoutingLead:
+    return RoutingLead(
+        lead_id=row.id,
+        created_at=row.created_at,
+        source=row.source,
+        source_dealer_id=row.source_dealer_id,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        email=row.email_normalized,
+        phone_e164=row.phone_e164,
+        street=row.street,
+        street2=row.street2,
+        city=row.city,
+        state=row.state,
+        zip_code=row.zip_code,
+        vehicle_year=row.vehicle_year,
+        vehicle_make=row.vehicle_make,
+        vehicle_model=row.vehicle_model,
+        vehicle_trim=row.vehicle_trim,
+        vehicle_vin=row.vehicle_vin,
+        vehicle_price_cents=row.vehicle_price_cents,
+        down_payment_cents=row.down_payment_cents,
+        monthly_income_cents=int(row.monthly_income_cents),
+        months_employed=row.months_employed,
+        months_at_address=row.months_at_address,
+        credit=credit,
+        tcpa=TcpaConsent(
+            granted=tcpa.granted,
+            consented_at=tcpa.consented_at,
+            certificate_id=tcpa.certificate_id,
+            page_url=tcpa.page_url,
+        )
+        if tcpa
+        else None,
+        employment_status=row.employment_status,
+        vehicle_status=row.vehicle_status,
+        purchase_timeframe=row.purchase_timeframe,
+        trade_in=trade_in_of(row),
     )

@@ -15,7 +15,7 @@ import peewee as pw
 
 from server.domain.clock import utcnow
 from server.domain.credit import CreditApplicant
-from server.domain.leads import AgentName, CreditResult, LeadStatus, ValidLead
+from server.domain.leads import ActivityEntry, AgentName, CreditResult, LeadStatus, ValidLead
 from server.errors import AlreadyExistsError, CclError
 from server.storage import models as m
 from server.storage.db import Database
@@ -24,7 +24,7 @@ from server.storage.leads import (
     PipelineLease,
     Resolver,
     StoredResult,
-    append_activities,
+    append_activity_batches,
 )
 
 __all__ = [
@@ -46,9 +46,9 @@ _DECISION_STATUS = {
 
 # One lead of a batch's intake: the validated lead, its idempotency key, its request hash.
 IntakeItem = tuple[ValidLead, str, str]
-# The routing step of one credit-checked lead (inside the caller's transaction); returns
-# whether it queued a delivery.
-RouteStep = Callable[[str, dt.datetime], bool]
+# The routing step of a batch of credit-checked leads (inside the caller's transaction);
+# returns whether it queued a delivery.
+RouteStep = Callable[[list[str], dt.datetime], bool]
 
 
 class PipelineRepository:
@@ -123,42 +123,44 @@ class PipelineRepository:
         self, lead_id: str, result: CreditResult, fallback_reason: str, now: dt.datetime
     ) -> LeadStatus:
         """Stores a credit decision and moves the lead on (inside the caller's transaction)."""
-        status = _DECISION_STATUS[result.decision]
-        m.CreditCheck.create(
-            lead=lead_id,
-            source=result.source,
-            decision=result.decision,
-            tier=result.tier,
-            score_band=result.score_band,
-            max_payment_cents=result.max_payment_cents,
-            max_amount_cents=result.max_amount_cents,
-            reference_id=result.reference_id,
-            created_at=result.checked_at,
-        )
-        m.Lead.update(
-            status=status.value, pipeline_stage=STAGE_CREDIT_CHECKED, updated_at=now
-        ).where(m.Lead.id == lead_id).execute()
-        details = {
-            "source": result.source,
-            "decision": result.decision,
-            "tier": result.tier,
-            "score_band": result.score_band,
-        }
-        if fallback_reason:
-            details["fallback_reason"] = fallback_reason
-        append_activities(
-            lead_id,
+        return self.record_credits([(lead_id, result, fallback_reason)], now)[0]
+
+    def record_credits(
+        self, checked: list[tuple[str, CreditResult, str]], now: dt.datetime
+    ) -> list[LeadStatus]:
+        """Stores the credit decisions of many leads (lead, result, fallback reason) and moves
+        each lead on, inside the caller's transaction: one insert of the checks, one update per
+        status reached, one insert of the activity entries. The statuses, in order."""
+        if not checked:
+            return []
+        m.CreditCheck.insert_many(
             [
-                (
-                    AgentName.CREDIT_CHECK,
-                    "credit.checked",
-                    f"Soft pull by {result.source}: {result.decision}, tier {result.tier}",
-                    details,
-                )
-            ],
+                {
+                    "id": m.new_id(),
+                    "lead": lead_id,
+                    "source": result.source,
+                    "decision": result.decision,
+                    "tier": result.tier,
+                    "score_band": result.score_band,
+                    "max_payment_cents": result.max_payment_cents,
+                    "max_amount_cents": result.max_amount_cents,
+                    "reference_id": result.reference_id,
+                    "created_at": result.checked_at,
+                }
+                for lead_id, result, _ in checked
+            ]
+        ).execute()
+        statuses = [_DECISION_STATUS[result.decision] for _, result, _ in checked]
+        for status in sorted(set(statuses)):
+            ids = [c[0] for c, s in zip(checked, statuses, strict=True) if s is status]
+            m.Lead.update(
+                status=status.value, pipeline_stage=STAGE_CREDIT_CHECKED, updated_at=now
+            ).where(m.Lead.id.in_(ids)).execute()
+        append_activity_batches(
+            [(lead_id, [_credit_entry(result, fallback)]) for lead_id, result, fallback in checked],
             at=now,
         )
-        return status
+        return statuses
 
     def intake_batch(
         self,
@@ -245,14 +247,13 @@ class PipelineRepository:
             now = utcnow()
             mine = set(self.owned_by(leases))
             stages = self.stages(list(mine))
-            for lead_id, result, fallback_reason in checked:
-                if lead_id in mine and stages.get(lead_id) == STAGE_INTAKE:
-                    self.record_credit(lead_id, result, fallback_reason, now)
-                    stages[lead_id] = STAGE_CREDIT_CHECKED
-            for lead_id in held:
-                if lead_id in mine and stages.get(lead_id) == STAGE_CREDIT_CHECKED:
-                    queued = route(lead_id, now) or queued
-                    self.finish(lead_id, now)
+            to_record = [c for c in checked if c[0] in mine and stages.get(c[0]) == STAGE_INTAKE]
+            self.record_credits(to_record, now)
+            stages.update((lead_id, STAGE_CREDIT_CHECKED) for lead_id, _, _ in to_record)
+            to_route = [i for i in held if i in mine and stages.get(i) == STAGE_CREDIT_CHECKED]
+            if to_route:
+                queued = route(to_route, now)
+                self.finish_many(to_route, now)
             for token in sorted({leases[i] for i in mine}):
                 self.release([i for i in mine if leases[i] == token], token)
         return queued
@@ -267,8 +268,11 @@ class PipelineRepository:
             return True
 
     def finish(self, lead_id: str, now: dt.datetime) -> None:
+        self.finish_many([lead_id], now)
+
+    def finish_many(self, lead_ids: list[str], now: dt.datetime) -> None:
         m.Lead.update(pipeline_stage=STAGE_DONE, updated_at=now).where(
-            m.Lead.id == lead_id
+            m.Lead.id.in_(lead_ids)
         ).execute()
 
     def unrouted(self, lead_id: str, dealer_id: str | None) -> bool:
@@ -294,3 +298,20 @@ class PipelineRepository:
             .limit(limit)
         )
         return [r.id for r in rows]
+
+
+def _credit_entry(result: CreditResult, fallback_reason: str) -> ActivityEntry:
+    details = {
+        "source": result.source,
+        "decision": result.decision,
+        "tier": result.tier,
+        "score_band": result.score_band,
+    }
+    if fallback_reason:
+        details["fallback_reason"] = fallback_reason
+    return (
+        AgentName.CREDIT_CHECK,
+        "credit.checked",
+        f"Soft pull by {result.source}: {result.decision}, tier {result.tier}",
+        details,
+    )

@@ -90,7 +90,7 @@ def test_store_package_writes_package_delivery_and_lead_and_counts_today(
         stored = repo.store_package(
             lead_id, d, fmt="json", content_type="application/json", body=b"{}", score=42, now=now
         )
-        repo.add_activities(lead_id, [(A, "package.created", "made", {"n": 1})], now)
+        repo.add_activities([(lead_id, [(A, "package.created", "made", {"n": 1})])], now)
     package = m.LeadPackage.get_by_id(stored.package_id)
     delivery = m.Delivery.get_by_id(stored.delivery_id)
     assert (package.lead_id, package.dealer_id, package.body) == (lead_id, d, "{}")
@@ -112,9 +112,14 @@ def test_hold_and_close_unrouted(application: Application, repo: PackageReposito
     waiting = credit_checked_lead(application)
     now = m.utcnow()
     with application.db.transaction():
-        repo.hold(held, 17, [(A, "routing.held", "held", {})], now)
-        repo.close_unrouted(
-            waiting, LeadStatus.UNROUTED, 23, [(A, "routing.unrouted", "none", {})], now
+        repo.hold(held, 17, now)
+        repo.close_unrouted(waiting, LeadStatus.UNROUTED, 23, now)
+        repo.add_activities(
+            [
+                (held, [(A, "routing.held", "held", {})]),
+                (waiting, [(A, "routing.unrouted", "none", {}), (A, "x.second", "two", {})]),
+            ],
+            now,
         )
     lead = m.Lead.get_by_id(held)
     assert lead.score == 17 and lead.status == "needs_review"
@@ -124,3 +129,19 @@ def test_hold_and_close_unrouted(application: Application, repo: PackageReposito
         (a.lead_id, a.kind) for a in m.Activity.select().where(m.Activity.lead.in_([held, waiting]))
     }
     assert {(held, "routing.held"), (waiting, "routing.unrouted")} <= kinds
+    in_order = [
+        a.kind
+        for a in m.Activity.select().where(m.Activity.lead == waiting).order_by(m.Activity.id)
+    ]
+    assert in_order[-2:] == ["routing.unrouted", "x.second"], "a lead's entries keep their order"
+
+
+def test_leads_reads_a_batch_as_lead_reads_each(
+    application: Application, repo: PackageRepository
+) -> None:
+    ids = [credit_checked_lead(application) for _ in range(3)]
+    batch = repo.leads([*ids, "no-such-lead"])
+    assert set(batch) == set(ids), "a missing id is left out"
+    for lead_id in ids:
+        assert batch[lead_id] == repo.lead(lead_id)
+        assert batch[lead_id].credit is not None

@@ -59,7 +59,28 @@ class LeadPackaging:
 
     def route(self, lead_id: str, now: dt.datetime) -> RoutingResult:
         """Scores, routes and packages one credit-checked lead. Runs inside a transaction."""
-        lead = self._repo.lead(lead_id)
+        return self.route_many([lead_id], now)[lead_id]
+
+    def route_many(self, lead_ids: list[str], now: dt.datetime) -> dict[str, RoutingResult]:
+        """`route` for a batch of credit-checked leads, in order, inside one transaction: the
+        leads are read together, the dealers open to routing and their packages today once
+        (counted on as the batch assigns leads, so caps and round-robin come out as if the
+        leads were routed one by one), and every activity entry goes in one statement."""
+        leads = self._repo.leads(lead_ids)
+        routing = _DealerSnapshot(self._repo, now)
+        activities: list[tuple[str, list[ActivityEntry]]] = []
+        results: dict[str, RoutingResult] = {}
+        for lead_id in lead_ids:
+            result, entries = self._route(leads[lead_id], routing, now)
+            results[lead_id] = result
+            activities.append((lead_id, entries))
+        self._repo.add_activities(activities, now)
+        return results
+
+    def _route(
+        self, lead: RoutingLead, routing: _DealerSnapshot, now: dt.datetime
+    ) -> tuple[RoutingResult, list[ActivityEntry]]:
+        lead_id = lead.lead_id
         credit = lead.credit
         tcpa = lead.tcpa
         tier = credit.tier if credit else ""
@@ -78,13 +99,13 @@ class LeadPackaging:
         decision = credit.decision if credit else ""
         if decision == "needs_review":
             activities.append((A, "routing.held", "Held for human review before routing", {}))
-            self._repo.hold(lead_id, score, activities, now)
-            return RoutingResult(LeadStatus.NEEDS_REVIEW, None, None, None, score)
+            self._repo.hold(lead_id, score, now)
+            return RoutingResult(LeadStatus.NEEDS_REVIEW, None, None, None, score), activities
 
         dealer = (
             self._repo.source_dealer(lead.source_dealer_id)
             if lead.source_dealer_id
-            else self._pick_dealer(lead, tier, now)
+            else routing.pick(lead, tier)
         )
         if dealer is None:
             status = LeadStatus.UNROUTED if decision == "prequalified" else LeadStatus.DECLINED
@@ -98,8 +119,8 @@ class LeadPackaging:
                     {"state": lead.state, "tier": tier},
                 )
             )
-            self._repo.close_unrouted(lead_id, status, score, activities, now)
-            return RoutingResult(status, None, None, None, score)
+            self._repo.close_unrouted(lead_id, status, score, now)
+            return RoutingResult(status, None, None, None, score), activities
 
         fmt = package_format(dealer)
         body, content_type = packages.render(self._package_data(lead, dealer, score), fmt)
@@ -112,6 +133,7 @@ class LeadPackaging:
             score=score,
             now=now,
         )
+        routing.assigned(dealer.dealer_id)
         activities += [
             (
                 A,
@@ -132,19 +154,10 @@ class LeadPackaging:
                 {"delivery_id": stored.delivery_id, "event_id": stored.event_id},
             ),
         ]
-        self._repo.add_activities(lead_id, activities, now)
-        return RoutingResult(
+        result = RoutingResult(
             LeadStatus.PACKAGED, dealer.dealer_id, stored.package_id, stored.delivery_id, score
         )
-
-    def _pick_dealer(self, lead: RoutingLead, tier: str, now: dt.datetime) -> RoutingDealer | None:
-        candidates = [
-            d for d in self._repo.open_dealers() if serves(d, lead.state, lead.zip_code, tier)
-        ]
-        if not candidates:
-            return None
-        today = self._repo.packages_since([d.dealer_id for d in candidates], start_of_day(now))
-        return choose_dealer(candidates, today)
+        return result, activities
 
     @staticmethod
     def _package_data(lead: RoutingLead, dealer: RoutingDealer, score: int) -> packages.PackageData:
@@ -213,3 +226,28 @@ class LeadPackaging:
             if lead.source_dealer_id
             else None,
         )
+
+
+class _DealerSnapshot:
+    """The dealers open to routing and their packages today, read once per batch (on
+    PostgreSQL the dealer rows stay locked until the transaction ends) and counted on as the
+    batch assigns leads."""
+
+    def __init__(self, repo: PackageRepository, now: dt.datetime) -> None:
+        self._repo = repo
+        self._now = now
+        self._dealers: list[RoutingDealer] | None = None
+        self._today: dict[str, int] = {}
+
+    def pick(self, lead: RoutingLead, tier: str) -> RoutingDealer | None:
+        if self._dealers is None:  # read on the first lead that needs a dealer
+            self._dealers = self._repo.open_dealers()
+            self._today = self._repo.packages_since(
+                [d.dealer_id for d in self._dealers], start_of_day(self._now)
+            )
+        candidates = [d for d in self._dealers if serves(d, lead.state, lead.zip_code, tier)]
+        return choose_dealer(candidates, self._today) if candidates else None
+
+    def assigned(self, dealer_id: str) -> None:
+        """A package for `dealer_id` was stored: it counts toward its cap and round-robin."""
+        self._today[dealer_id] = self._today.get(dealer_id, 0) + 1

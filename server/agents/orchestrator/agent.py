@@ -331,10 +331,11 @@ class Orchestrator:
         if queued:
             self._on_delivery_queued()
 
-    def _route_step(self, lead_id: str, now: dt.datetime) -> bool:
-        """LeadPackaging on one lead, inside the pipeline's transaction; True if it queued a
-        delivery."""
-        return self._packaging.route(lead_id, now).delivery_id is not None
+    def _route_step(self, lead_ids: list[str], now: dt.datetime) -> bool:
+        """LeadPackaging on a batch of leads, inside the pipeline's transaction; True if it
+        queued a delivery."""
+        routed = self._packaging.route_many(lead_ids, now)
+        return any(r.delivery_id is not None for r in routed.values())
 
     async def route(self, principal: Principal, lead_id: str) -> LeadRecord:
         """Routes an unrouted lead again (RouteLead)."""

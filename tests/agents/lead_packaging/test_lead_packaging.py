@@ -98,6 +98,42 @@ def test_daily_cap_then_unrouted_then_rerouted(
     assert route(application, waiting).dealer_id == spare
 
 
+def route_batch(application: Application, lead_ids: list[str]):  # type: ignore[no-untyped-def]
+    with application.db.transaction():
+        return LeadPackaging(application.db.backend).route_many(lead_ids, m.utcnow())
+
+
+def test_a_batch_routes_as_leads_one_by_one_would(
+    application: Application, clean_dealers: None
+) -> None:
+    """One routing snapshot per batch, counted on as the batch assigns leads: caps and
+    weighted round-robin come out exactly as routing the leads one at a time."""
+    heavy = dealer(priority=10, weight=3, daily_cap=5)
+    light = dealer(priority=10, weight=1)
+    leads = [credit_checked_lead(application) for _ in range(10)]
+    results = route_batch(application, leads)
+    assert list(results) == leads, "one result per lead, in order"
+    counts = collections.Counter(results[i].dealer_id for i in leads)
+    # 3:1 while both have room (heavy takes 5 of the first 7 or so), then heavy's cap of 5
+    # sends the rest to light.
+    assert counts == {heavy: 5, light: 5}
+    for lead_id in leads:
+        assert m.Lead.get_by_id(lead_id).dealer_id == results[lead_id].dealer_id
+    assert m.LeadPackage.select().where(m.LeadPackage.lead.in_(leads)).count() == 10
+    kinds = [
+        a.kind
+        for a in m.Activity.select().where(m.Activity.lead == leads[0]).order_by(m.Activity.id)
+    ]
+    assert kinds[-4:] == ["lead.scored", "lead.routed", "package.created", "delivery.queued"]
+    m.Dealer.update(daily_cap=0).where(m.Dealer.id == light).execute()
+    m.Dealer.update(daily_cap=1).where(m.Dealer.id == light).execute()
+    more = [credit_checked_lead(application) for _ in range(2)]
+    later = route_batch(application, more)
+    assert all(r.status is LeadStatus.UNROUTED for r in later.values()), (
+        "both capped: today's packages, read from the database, count"
+    )
+
+
 def test_declined_goes_only_to_dealers_taking_its_tier(
     application: Application, clean_dealers: None
 ) -> None:

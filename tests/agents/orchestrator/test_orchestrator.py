@@ -161,20 +161,20 @@ async def test_a_lead_whose_routing_fails_fails_alone(
     others finish, and the broken one is left, unlocked, for the sweep."""
     orchestrator = application.orchestrator
     poisoned: set[str] = set()
-    real_check, real_route = orchestrator._credit.check, orchestrator._packaging.route
+    real_check, real_route = orchestrator._credit.check, orchestrator._packaging.route_many
 
     async def check(applicant: CreditApplicant) -> CreditOutcome:
         if applicant.last_name == "Poisonous":
             poisoned.add(applicant.lead_id)
         return await real_check(applicant)
 
-    def route(lead_id: str, now: dt.datetime) -> RoutingResult:
-        if lead_id in poisoned:
+    def route_many(lead_ids: list[str], now: dt.datetime) -> dict[str, RoutingResult]:
+        if poisoned & set(lead_ids):
             raise RuntimeError("routing broke")
-        return real_route(lead_id, now)
+        return real_route(lead_ids, now)
 
     monkeypatch.setattr(orchestrator._credit, "check", check)
-    monkeypatch.setattr(orchestrator._packaging, "route", route)
+    monkeypatch.setattr(orchestrator._packaging, "route_many", route_many)
     principal = Principal(key_id="t", role=Role.SERVICE)
     leads = _leads("poison", 5, poison=2)
     results = await asyncio.gather(
