@@ -17,9 +17,13 @@ import peewee as pw
 from server.domain.leads import ActivityEntry, CreditResult, LeadStatus
 from server.domain.routing import RoutingDealer, RoutingLead, TcpaConsent
 from server.storage import models as m
+from server.storage.compiled import CompiledInsert
 from server.storage.leads import append_activity_batches, latest_credit_checks, trade_in_of
 
 DELIVERY_PENDING = "pending"
+# Routing's inserts, their SQL compiled once (issue 9).
+_PACKAGES = CompiledInsert.of(m.LeadPackage)
+_DELIVERIES = CompiledInsert.of(m.Delivery)
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ class PackageRepository:
         now: dt.datetime,
     ) -> StoredPackage:
         """The package, its pending delivery (the outbox entry) and the lead, now packaged."""
-        package = m.LeadPackage.create(
+        package = _PACKAGES.create(
             lead=lead_id,
             dealer=dealer_id,
             format=fmt,
@@ -133,7 +137,7 @@ class PackageRepository:
             body=body.decode(),
             created_at=now,
         )
-        delivery = m.Delivery.create(
+        delivery = _DELIVERIES.create(
             event_id=uuid.uuid4().hex,
             package=package.id,
             lead=lead_id,

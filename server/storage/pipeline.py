@@ -18,6 +18,7 @@ from server.domain.credit import CreditApplicant
 from server.domain.leads import ActivityEntry, AgentName, CreditResult, LeadStatus, ValidLead
 from server.errors import AlreadyExistsError, CclError
 from server.storage import models as m
+from server.storage.compiled import CompiledInsert
 from server.storage.db import Database
 from server.storage.leads import (
     LeadRepository,
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 STAGE_INTAKE, STAGE_CREDIT_CHECKED, STAGE_DONE = "intake", "credit_checked", "done"
+_CREDIT_CHECKS = CompiledInsert.of(m.CreditCheck)  # compiled once (issue 9)
 _DECISION_STATUS = {
     "prequalified": LeadStatus.PREQUALIFIED,
     "declined": LeadStatus.DECLINED,
@@ -133,7 +135,7 @@ class PipelineRepository:
         status reached, one insert of the activity entries. The statuses, in order."""
         if not checked:
             return []
-        m.CreditCheck.insert_many(
+        _CREDIT_CHECKS.execute(
             [
                 {
                     "id": m.new_id(),
@@ -149,7 +151,7 @@ class PipelineRepository:
                 }
                 for lead_id, result, _ in checked
             ]
-        ).execute()
+        )
         statuses = [_DECISION_STATUS[result.decision] for _, result, _ in checked]
         for status in sorted(set(statuses)):
             ids = [c[0] for c, s in zip(checked, statuses, strict=True) if s is status]
