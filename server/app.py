@@ -59,6 +59,7 @@ class Application:
         )
 
     async def aclose(self) -> None:
+        await self.orchestrator.aclose()  # batches still running finish before the rest
         await self.crm.aclose()
         await self.credit.aclose()
 

@@ -190,6 +190,10 @@ def _scrub(text: str, credentials: EndpointCredentials | None) -> str:
     if credentials is None:
         return text
     secrets = [credentials.password, credentials.value]
+    # "Bearer <token>": the token alone may be echoed too.
+    scheme, _, token = credentials.value.partition(" ")
+    if scheme and len(token) >= 8:
+        secrets.append(token.strip())
     if credentials.kind == "basic":
         pair = f"{credentials.username}:{credentials.password}".encode()
         secrets.append(base64.b64encode(pair).decode())

@@ -167,6 +167,7 @@ class OutboxWorker(Generic[P]):
         self._name = name
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:64]
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.delivered = 0  # attempts recorded as delivered
         self.failed = 0  # attempts recorded as rejected or dead-lettered
 
@@ -176,8 +177,21 @@ class OutboxWorker(Generic[P]):
         return self._in_flight.total()
 
     def notify(self) -> None:
-        """New work was queued: look now rather than at the next poll."""
-        self._wake.set()
+        """New work was queued: look now rather than at the next poll. Safe from any thread
+        (the pipeline queues deliveries on a database thread): `asyncio.Event` is not, so the
+        set is handed to the worker's loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._wake.set()  # not running yet: the first look happens anyway
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
 
     def backoff(self, attempt: int) -> float:
         """Seconds before retry number `attempt` (1-based), jittered."""
@@ -187,6 +201,7 @@ class OutboxWorker(Generic[P]):
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keeps the slots filled until `stop` is set, then waits for the items in flight."""
+        self._loop = asyncio.get_running_loop()
         async with asyncio.TaskGroup() as attempts:
             while not stop.is_set():
                 # Cleared before claiming: new work or a freed slot from now on wakes the wait.

@@ -214,7 +214,11 @@ class PipelineRepository:
                     out.append(e)
                 except pw.IntegrityError:
                     # Another stream stored the same key first: answer with its result.
-                    earlier = leads.replay(scope, key, request_hash)
+                    try:
+                        earlier = leads.replay(scope, key, request_hash)
+                    except CclError as e:  # the same key with another request
+                        out.append(e)
+                        continue
                     out.append(earlier or AlreadyExistsError("record conflicts", "CONFLICT"))
         return out
 

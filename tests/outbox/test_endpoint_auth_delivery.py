@@ -175,3 +175,13 @@ async def test_an_attempt_keeps_the_start_of_the_answer_with_urls_redacted(
     assert result.response_excerpt.startswith("see https://crm.example.com/docs x")
     assert "s3cret" not in result.response_excerpt and "k1" not in result.response_excerpt
     assert fake.received[0].headers["x-api-key"] == TOKEN
+
+
+def test_an_echoed_bearer_token_alone_is_redacted_too() -> None:
+    from server.adapters.dealer_crm import _scrub
+
+    token = "tok-3f9c0d8e4b1a4c6f"
+    credentials = EndpointCredentials(kind="header", name="Authorization", value=f"Bearer {token}")
+    echoed = f'{{"error": "bad token {token}", "header": "Bearer {token}"}}'
+    assert token not in _scrub(echoed, credentials)
+    assert _scrub("nothing secret", credentials) == "nothing secret"

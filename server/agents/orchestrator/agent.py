@@ -103,13 +103,18 @@ class _Intake:
 
 def _applicant(lead: ValidLead, stored: StoredResult) -> CreditApplicant | None:
     """The credit applicant of a lead accepted and created now (not a replay, not a duplicate:
-    those have no steps to run here), from what was validated and stored; else None."""
+    those have no steps to run here), from what was validated and stored; else None (also if
+    it cannot be built: the lead is stored, and the sweep runs its steps)."""
     if stored.outcome is not LeadOutcome.ACCEPTED or stored.replay or stored.lead is None:
         return None
     consent = stored.lead.applicant.consent
-    return CreditApplicant.from_valid_lead(
-        stored.lead_id, lead, consent.consented_at if consent else None
-    )
+    try:
+        return CreditApplicant.from_valid_lead(
+            stored.lead_id, lead, consent.consented_at if consent else None
+        )
+    except ValueError:
+        log.exception("no credit applicant for a stored lead", extra={"lead_id": stored.lead_id})
+        return None
 
 
 def describe(error: CclError) -> str:
@@ -171,13 +176,10 @@ class Orchestrator:
             key,
             request_fingerprint(lead),
         )
-        stored, owner, applicant = await self._intake_batcher.submit(intake)
-        record: LeadRecord | None = None
-        if applicant is not None:
-            # A new lead, born holding its intake batch's lease (`owner`): its steps run here,
-            # to the end even if the caller goes away (the lead is accepted: it is ours to finish).
-            record = await asyncio.shield(self._steps(applicant, owner))
-        elif stored.outcome is LeadOutcome.ACCEPTED:
+        # Intake and, for a new lead, its steps run to the end even if the caller goes away:
+        # an accepted lead is ours to finish (not left under its lease for the sweep).
+        stored, record = await asyncio.shield(self._accept(intake))
+        if record is None and stored.outcome is LeadOutcome.ACCEPTED and stored.replay:
             # A replay must claim the lead (it may be running elsewhere, or have stopped midway
             # in a crash).
             await self.advance([stored.lead_id])
@@ -199,6 +201,14 @@ class Orchestrator:
 
     # --- real time, in batches (group commit) ---------------------------------------------
 
+    async def _accept(self, intake: _Intake) -> tuple[StoredResult, LeadRecord | None]:
+        """A call's intake (in a batch) and, for a lead created now, its steps: the stored
+        result and the lead as it ended up (None when no steps ran here)."""
+        stored, owner, applicant = await self._intake_batcher.submit(intake)
+        if applicant is None:
+            return stored, None
+        return stored, await self._steps(applicant, owner)
+
     async def _intake_many(
         self, items: list[_Intake]
     ) -> list[tuple[StoredResult, str, CreditApplicant | None] | BaseException]:
@@ -211,26 +221,52 @@ class Orchestrator:
         for i, item in enumerate(items):
             groups.setdefault((item.scope, item.source_dealer_id), []).append(i)
 
-        def run() -> list[StoredResult | CclError]:
-            out: list[StoredResult | CclError | None] = [None] * len(items)
+        def intake(
+            indexes: list[int], scope: str, source_dealer_id: str | None
+        ) -> list[StoredResult | CclError]:
+            return self._pipeline.intake_batch(
+                self._leads,
+                [(items[i].lead, items[i].key, items[i].request_hash) for i in indexes],
+                scope=scope,
+                source_dealer_id=source_dealer_id,
+                resolve=self._identifier.resolve_lead,
+                lease=lease,
+            )
+
+        def run() -> list[StoredResult | BaseException]:
+            """Each group in its own transaction; a group that fails as a whole is run again
+            item by item, so a committed group is never run twice (nothing here raises)."""
+            out: list[StoredResult | BaseException | None] = [None] * len(items)
             for (scope, source_dealer_id), indexes in groups.items():
-                stored = self._pipeline.intake_batch(
-                    self._leads,
-                    [(items[i].lead, items[i].key, items[i].request_hash) for i in indexes],
-                    scope=scope,
-                    source_dealer_id=source_dealer_id,
-                    resolve=self._identifier.resolve_lead,
-                    lease=lease,
-                )
+                try:
+                    stored: list[StoredResult | BaseException] = list(
+                        intake(indexes, scope, source_dealer_id)
+                    )
+                except Exception as e:
+                    if len(indexes) == 1:
+                        stored = [e]
+                    else:
+                        log.exception("intake batch failed; storing its leads one by one")
+                        stored = []
+                        for i in indexes:
+                            try:
+                                stored += intake([i], scope, source_dealer_id)
+                            except Exception as alone:
+                                stored.append(alone)
                 for i, result in zip(indexes, stored, strict=True):
                     out[i] = result
             return [r for r in out if r is not None]
 
         stored = await self._db.run(run)
         return [
-            r if isinstance(r, CclError) else (r, lease.owner, _applicant(items[i].lead, r))
+            r if isinstance(r, BaseException) else (r, lease.owner, _applicant(items[i].lead, r))
             for i, r in enumerate(stored)
         ]
+
+    async def aclose(self) -> None:
+        """Waits for the batches still running (shutdown: before the database closes)."""
+        await self._intake_batcher.drain()
+        await self._finish_batcher.drain()
 
     async def _steps(self, applicant: CreditApplicant, owner: str) -> LeadRecord | None:
         """A new lead's credit check (on its own: it may wait on FlexPath), then its routing in a

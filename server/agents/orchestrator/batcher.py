@@ -70,19 +70,24 @@ class Batcher(Generic[T, R]):
             self._running += 1
             task = asyncio.create_task(self._run_batch(), name=f"batch:{self.name}")
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            # The bookkeeping is the task's done-callback, so it holds even for a task
+            # cancelled before it ever ran.
+            task.add_done_callback(self._batch_done)
 
     async def _run_batch(self) -> None:
         self._starting = False
         batch = self._queue[: self._max_size]
         del self._queue[: self._max_size]
         self._start_batches()  # what did not fit, when another batch may run meanwhile
-        try:
-            if batch:
-                await self._settle_batch(batch)
-        finally:
-            self._running -= 1
-            self._start_batches()
+        if batch:
+            await self._settle_batch(batch)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._running -= 1
+        if task.cancelled():
+            self._starting = False  # it may never have run to take its items
+        self._start_batches()
 
     async def _settle_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         self.batches += 1
@@ -121,10 +126,10 @@ class Batcher(Generic[T, R]):
     async def drain(self) -> None:
         """Waits until nothing is queued or running (shutdown, tests)."""
         while self._tasks or self._queue:
-            if self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
-            else:
+            if not self._tasks:
                 self._start_batches()
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            await asyncio.sleep(0)  # the done-callbacks run
 
 
 def _settle(future: asyncio.Future[R], result: R | BaseException) -> None:

@@ -222,3 +222,35 @@ async def test_a_caller_going_away_does_not_stop_its_accepted_lead(
         await asyncio.sleep(0.01)
     row = m.Lead.get_by_id(checked[0])
     assert (row.pipeline_stage, row.pipeline_owner) == ("done", "")
+
+
+async def test_a_failing_group_never_runs_a_committed_group_again(
+    application: Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls of two callers (two idempotency scopes) in one batch: each scope's intake is its
+    own transaction. One lead that breaks its group's transaction fails alone; the other group,
+    committed already, is not stored a second time."""
+    orchestrator = application.orchestrator
+    real_intake = orchestrator._pipeline.intake_batch
+
+    def intake_batch(leads, items, **kwargs):  # type: ignore[no-untyped-def]
+        if any(lead.last_name == "Poisonous" for lead, _, _ in items):
+            raise RuntimeError("intake broke")
+        return real_intake(leads, items, **kwargs)
+
+    monkeypatch.setattr(orchestrator._pipeline, "intake_batch", intake_batch)
+    first = Principal(key_id="group-a", role=Role.SERVICE)
+    second = Principal(key_id="group-b", role=Role.SERVICE)
+    a_leads = _leads("group-a", 2)
+    b_leads = _leads("group-b", 3, poison=1)
+    calls = [orchestrator.process(first, f"ga-{i}", lead) for i, lead in enumerate(a_leads)]
+    calls += [orchestrator.process(second, f"gb-{i}", lead) for i, lead in enumerate(b_leads)]
+    before = orchestrator._intake_batcher.batches
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert orchestrator._intake_batcher.batches - before == 1, "they shared one batch"
+    assert isinstance(results[3], RuntimeError)
+    for result in results[:3] + results[4:]:
+        assert not isinstance(result, BaseException)
+        assert result.lead.credit is not None and not result.idempotent_replay
+    for lead in a_leads + b_leads[:1] + b_leads[2:]:
+        assert m.Lead.select().where(m.Lead.email == lead.email).count() == 1, lead.email
