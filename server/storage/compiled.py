@@ -10,15 +10,17 @@ one per call, like any other (the statement-count test sees them)."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import peewee as pw
 
-# Batches are at most this many rows per statement (SQLite's default limit on host parameters
-# is 32,766; the widest table has about 50 columns).
+# Batches are at most this many rows per statement, and at most `MAX_PARAMETERS` values: the
+# host-parameter limit of SQLite before 3.32 (999; 32,766 since), the lowest of the backends.
 MAX_ROWS = 256
+MAX_PARAMETERS = 999 if sqlite3.sqlite_version_info < (3, 32, 0) else 32_766
 
 
 class CompiledInsert:
@@ -57,8 +59,9 @@ class CompiledInsert:
 
     def execute(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Inserts `rows` (field name -> value; a missing field takes its default)."""
-        for start in range(0, len(rows), MAX_ROWS):
-            chunk = rows[start : start + MAX_ROWS]
+        per_statement = max(1, min(MAX_ROWS, MAX_PARAMETERS // len(self._fields)))
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
             params: list[Any] = []
             for row in chunk:
                 for name, field in zip(self._columns, self._fields, strict=True):

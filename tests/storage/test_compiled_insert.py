@@ -70,6 +70,29 @@ def test_many_rows_in_statements_of_at_most_max_rows(application: Application, m
     assert kinds == [f"compiled.{i}" for i in range(10)], "in order, created_at defaulted"
 
 
+def test_statements_stay_under_the_host_parameter_limit(
+    application: Application, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """An old SQLite takes at most 999 values a statement: rows are split to fit."""
+    lead_id = received_lead(application)
+    monkeypatch.setattr(compiled, "MAX_PARAMETERS", 999)
+    sizes: list[int] = []
+    db = application.db.db
+    original = db.execute_sql
+
+    def counting(sql, params=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append(len(params or ()))
+        return original(sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(db, "execute_sql", counting)
+    rows = [
+        {"lead": lead_id, "agent": "orchestrator", "kind": "limit", "summary": "s"}
+        for _ in range(200)
+    ]
+    CompiledInsert.of(m.Activity).execute(rows)  # 6 columns: 166 rows, then 34
+    assert sizes == [996, 204]
+
+
 def test_an_unknown_column_is_refused_at_once() -> None:
     try:
         CompiledInsert(m.Activity, ["lead", "no_such_column"])
