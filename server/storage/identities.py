@@ -11,6 +11,8 @@ report the lost race as a value (False / the winner's row) rather than a driver 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 from collections.abc import Iterable
 from typing import Any
 
@@ -107,11 +109,12 @@ class IdentityRepository:
         wanted = list(dict.fromkeys(identifiers))
         if not wanted:
             return {}
-        match: Any = pw.Value(False)
-        for kind, value in wanted:
-            match = match | (
-                (m.IdentityIdentifier.kind == kind) & (m.IdentityIdentifier.value == value)
-            )
+        # Only indexable terms in the OR (no constant seed such as FALSE), so that SQLite and
+        # PostgreSQL look each identifier up in the (kind, value) index instead of scanning.
+        match = _any(
+            (m.IdentityIdentifier.kind == kind) & (m.IdentityIdentifier.value == value)
+            for kind, value in wanted
+        )
         rows = m.IdentityIdentifier.select(
             m.IdentityIdentifier.kind,
             m.IdentityIdentifier.value,
@@ -222,11 +225,15 @@ class IdentityRepository:
         phone: that lead's own original if it is a duplicate itself, else the lead."""
         if not (email or phone):
             return None
-        match: Any = pw.Value(False)
-        if email:
-            match = match | (m.Lead.email_normalized == email)
-        if phone:
-            match = match | (m.Lead.phone_e164 == phone)
+        # Indexable terms only (see `owners`): the email and phone indexes, not a scan.
+        match = _any(
+            term
+            for term in (
+                (m.Lead.email_normalized == email) if email else None,
+                (m.Lead.phone_e164 == phone) if phone else None,
+            )
+            if term is not None
+        )
         earlier = (
             m.Lead.select(m.Lead.id, m.Lead.duplicate_of)
             .where(
@@ -240,3 +247,8 @@ class IdentityRepository:
         if earlier is None:
             return None
         return str(earlier.duplicate_of_id or earlier.id)
+
+
+def _any(terms: Iterable[Any]) -> Any:
+    """The OR of one or more query terms (at least one)."""
+    return functools.reduce(operator.or_, terms)
