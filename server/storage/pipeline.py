@@ -177,20 +177,23 @@ class PipelineRepository:
         """Stores a batch's leads in one transaction, each in a savepoint so one bad record
         undoes only itself; one result (or the error that rejected it) per item, in order.
         A batch of one needs no savepoint: its transaction undoes it."""
+
+        def store(
+            create: Callable[..., StoredResult], lead: ValidLead, key: str, request_hash: str
+        ) -> StoredResult:
+            return create(
+                lead,
+                scope=scope,
+                idempotency_key=key,
+                request_hash=request_hash,
+                source_dealer_id=source_dealer_id,
+                resolve=resolve,
+                pipeline_lease=lease,
+            )
+
         if len(items) == 1:
-            lead, key, request_hash = items[0]
             try:
-                return [
-                    leads.create(
-                        lead,
-                        scope=scope,
-                        idempotency_key=key,
-                        request_hash=request_hash,
-                        source_dealer_id=source_dealer_id,
-                        resolve=resolve,
-                        pipeline_lease=lease,
-                    )
-                ]
+                return [store(leads.create, *items[0])]
             except CclError as e:
                 return [e]
             except pw.IntegrityError:
@@ -200,15 +203,7 @@ class PipelineRepository:
             for lead, key, request_hash in items:
                 try:
                     with self._db.db.atomic():  # a savepoint: one bad record undoes itself
-                        stored = leads.create_in_transaction(
-                            lead,
-                            scope=scope,
-                            idempotency_key=key,
-                            request_hash=request_hash,
-                            source_dealer_id=source_dealer_id,
-                            resolve=resolve,
-                            pipeline_lease=lease,
-                        )
+                        stored = store(leads.create_in_transaction, lead, key, request_hash)
                     out.append(stored)
                 except CclError as e:
                     out.append(e)
