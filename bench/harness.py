@@ -120,27 +120,24 @@ def _lead_message(n: int) -> Any:
 _BASE_LEAD = _lead_message(0)
 
 
-def process_lead_bytes(n: int) -> bytes:
+def _lead(n: int) -> Any:
+    """Lead number `n`: a distinct consumer (its own name, email and phone)."""
     lead = _BASE_LEAD.__class__()
     lead.CopyFrom(_BASE_LEAD)
     lead.last_name = f"Person{n}"
     lead.email = f"bench.{n}@example.com"
     lead.phone = f"(312) {200 + (n // 10000) % 700}-{n % 10000:04d}"
-    return bytes(
-        lead_service_pb2.ProcessLeadRequest(
-            idempotency_key=f"bench-{n}", lead=lead
-        ).SerializeToString()
-    )
+    return lead
+
+
+def process_lead_bytes(n: int) -> bytes:
+    request = lead_service_pb2.ProcessLeadRequest(idempotency_key=f"bench-{n}", lead=_lead(n))
+    return bytes(request.SerializeToString())
 
 
 def import_bytes(n: int) -> bytes:
-    lead = _BASE_LEAD.__class__()
-    lead.CopyFrom(_BASE_LEAD)
-    lead.last_name = f"Person{n}"
-    lead.email = f"bench.{n}@example.com"
-    lead.phone = f"(312) {200 + (n // 10000) % 700}-{n % 10000:04d}"
     request = lead_service_pb2.ImportLeadsRequest(
-        idempotency_key=f"bench-{n}", lead=lead, record_ref=str(n)
+        idempotency_key=f"bench-{n}", lead=_lead(n), record_ref=str(n)
     )
     return bytes(request.SerializeToString())
 

@@ -74,14 +74,8 @@ class PipelineRepository:
             return self.owned(lead_ids, owner)
 
     def owned(self, lead_ids: list[str], owner: str) -> list[str]:
-        """The given leads whose lease `owner` still holds (locked on PostgreSQL, so nobody takes
-        them over before the caller's transaction ends)."""
-        query = m.Lead.select(m.Lead.id).where(
-            m.Lead.id.in_(lead_ids) & (m.Lead.pipeline_owner == owner)
-        )
-        if self._db.backend == "postgresql":
-            query = query.for_update()
-        return [r.id for r in query]
+        """The given leads whose lease `owner` still holds (see `owned_by`)."""
+        return self.owned_by(dict.fromkeys(lead_ids, owner))
 
     def release(self, lead_ids: list[str], owner: str) -> None:
         if lead_ids:
@@ -267,9 +261,6 @@ class PipelineRepository:
                 return False
             m.Lead.update(pipeline_stage=STAGE_CREDIT_CHECKED).where(m.Lead.id == lead_id).execute()
             return True
-
-    def finish(self, lead_id: str, now: dt.datetime) -> None:
-        self.finish_many([lead_id], now)
 
     def finish_many(self, lead_ids: list[str], now: dt.datetime) -> None:
         m.Lead.update(pipeline_stage=STAGE_DONE, updated_at=now).where(
