@@ -14,6 +14,7 @@ import datetime as dt
 import functools
 import operator
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import peewee as pw
@@ -21,7 +22,37 @@ import peewee as pw
 from server.domain.identity import Identifier, Identity, Visitor, VisitorEventInput
 from server.domain.leads import LeadOutcome
 from server.storage import models as m
+from server.storage.compiled import CompiledInsert
 from server.storage.db import database_proxy
+
+_IDENTITIES = CompiledInsert(m.Identity, ["id", "created_at", "updated_at"])
+_IDENTIFIERS = CompiledInsert(m.IdentityIdentifier, ["identity", "kind", "value", "created_at"])
+_VISITORS = CompiledInsert(
+    m.Visitor, ["id", "anonymous_id", "identity", "first_seen_at", "last_seen_at", "event_count"]
+)
+
+
+@dataclass(frozen=True)
+class IntakeLookup:
+    """What the identity decisions of a batch of leads read, one statement each: the owner of
+    each of their identifiers, their visitors (known ones, by anonymous id), and for each
+    identifier the earliest recent lead that has it, as (created_at, that lead's original)."""
+
+    owners: dict[Identifier, str]
+    visitors: dict[str, Visitor]
+    recent: dict[Identifier, tuple[dt.datetime, str]]
+
+
+@dataclass
+class NewPeople:
+    """The writes of a batch's new identities, planned in memory and inserted at once: the
+    identities, their identifiers, new visitors (id, anonymous id, identity) and known visitors
+    given an identity (visitor id -> identity id)."""
+
+    identities: list[str] = field(default_factory=list)
+    links: list[tuple[str, Identifier]] = field(default_factory=list)
+    new_visitors: list[tuple[str, str, str]] = field(default_factory=list)
+    visitor_links: dict[str, str] = field(default_factory=dict)
 
 
 def _savepoint() -> Any:
@@ -109,11 +140,16 @@ class IdentityRepository:
         wanted = list(dict.fromkeys(identifiers))
         if not wanted:
             return {}
-        # Only indexable terms in the OR (no constant seed such as FALSE), so that SQLite and
-        # PostgreSQL look each identifier up in the (kind, value) index instead of scanning.
+        # One indexable term per kind, `kind = ? AND value IN (...)`, so that SQLite and
+        # PostgreSQL look the values up in the (kind, value) index instead of scanning (no
+        # constant seed such as FALSE in the OR), and a batch's hundreds of values do not nest
+        # one OR per value (SQLite's parser overflows).
+        by_kind: dict[str, list[str]] = {}
+        for kind, value in wanted:
+            by_kind.setdefault(kind, []).append(value)
         match = _any(
-            (m.IdentityIdentifier.kind == kind) & (m.IdentityIdentifier.value == value)
-            for kind, value in wanted
+            (m.IdentityIdentifier.kind == kind) & m.IdentityIdentifier.value.in_(values)
+            for kind, values in by_kind.items()
         )
         rows = m.IdentityIdentifier.select(
             m.IdentityIdentifier.kind,
@@ -215,6 +251,98 @@ class IdentityRepository:
         m.Visitor.update(identity=keep).where(m.Visitor.identity == drop).execute()
         m.Lead.update(identity=keep).where(m.Lead.identity == drop).execute()
         m.Identity.delete().where(m.Identity.id == drop).execute()
+
+    # --- a batch of new people --------------------------------------------------------------
+
+    def lookup(
+        self, identifiers: Iterable[Identifier], anonymous_ids: Iterable[str], since: dt.datetime
+    ) -> IntakeLookup:
+        """`owners`, the visitors and `earliest_recent_lead` of a whole batch, in three
+        statements (two when no lead has a visitor)."""
+        wanted = list(dict.fromkeys(identifiers))
+        anonymous = list(dict.fromkeys(anonymous_ids))
+        visitors: dict[str, Visitor] = {}
+        if anonymous:
+            rows = m.Visitor.select(
+                m.Visitor.id, m.Visitor.anonymous_id, m.Visitor.identity, m.Visitor.event_count
+            ).where(m.Visitor.anonymous_id.in_(anonymous))
+            visitors = {r.anonymous_id: _visitor(r) for r in rows}
+        return IntakeLookup(self.owners(wanted), visitors, self._recent(wanted, since))
+
+    def _recent(
+        self, identifiers: list[Identifier], since: dt.datetime
+    ) -> dict[Identifier, tuple[dt.datetime, str]]:
+        emails = [v for kind, v in identifiers if kind == "email"]
+        phones = [v for kind, v in identifiers if kind == "phone"]
+        if not (emails or phones):
+            return {}
+        match = _any(
+            term
+            for term in (
+                m.Lead.email_normalized.in_(emails) if emails else None,
+                m.Lead.phone_e164.in_(phones) if phones else None,
+            )
+            if term is not None
+        )
+        rows = m.Lead.select(
+            m.Lead.id,
+            m.Lead.duplicate_of,
+            m.Lead.email_normalized,
+            m.Lead.phone_e164,
+            m.Lead.created_at,
+        ).where(
+            match & (m.Lead.created_at >= since) & (m.Lead.outcome != LeadOutcome.REJECTED.value)
+        )
+        wanted = set(identifiers)
+        earliest: dict[Identifier, tuple[dt.datetime, str]] = {}
+        for r in rows:
+            original = str(r.duplicate_of_id or r.id)
+            for value in (("email", r.email_normalized), ("phone", r.phone_e164)):
+                if value in wanted and (value not in earliest or r.created_at < earliest[value][0]):
+                    earliest[value] = (r.created_at, original)
+        return earliest
+
+    def new_id(self) -> str:
+        """An id for an identity or a visitor planned before it is inserted."""
+        return m.new_id()
+
+    def create_people(self, people: NewPeople, now: dt.datetime) -> None:
+        """Inserts a batch's planned identities, identifiers and visitors (a statement per
+        table) and gives known visitors their identity (one statement). A value or visitor
+        that another transaction created meanwhile raises `IntegrityError`: the caller undoes
+        the batch and decides its leads one by one."""
+        if people.identities:
+            _IDENTITIES.execute(
+                [{"id": i, "created_at": now, "updated_at": now} for i in people.identities]
+            )
+        if people.links:
+            _IDENTIFIERS.execute(
+                [
+                    {"identity": i, "kind": kind, "value": value, "created_at": now}
+                    for i, (kind, value) in people.links
+                ]
+            )
+        if people.new_visitors:
+            _VISITORS.execute(
+                [
+                    {
+                        "id": visitor_id,
+                        "anonymous_id": anonymous_id,
+                        "identity": identity_id,
+                        "first_seen_at": now,
+                        "last_seen_at": now,
+                        "event_count": 0,
+                    }
+                    for visitor_id, anonymous_id, identity_id in people.new_visitors
+                ]
+            )
+        if people.visitor_links:
+            target = pw.Case(
+                m.Visitor.id, [(v, i) for v, i in people.visitor_links.items()], m.Visitor.identity
+            )
+            m.Visitor.update(identity=target).where(
+                m.Visitor.id.in_(list(people.visitor_links))
+            ).execute()
 
     # --- duplicate detection ----------------------------------------------------------------
 

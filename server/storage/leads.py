@@ -44,7 +44,7 @@ from server.domain.leads import (
     ValidLead,
     VehicleInput,
 )
-from server.errors import AlreadyExistsError, NotFoundError
+from server.errors import AlreadyExistsError, CclError, NotFoundError
 from server.storage import models
 from server.storage.compiled import CompiledInsert
 from server.storage.db import Database
@@ -72,6 +72,8 @@ class StoredResult:
 
 
 Resolver = Callable[[ValidLead, dt.datetime], Resolution]
+# Decides a batch of leads at once; None for a lead to decide alone with the `Resolver`.
+BatchResolver = Callable[[list[ValidLead], dt.datetime], list[Resolution | None]]
 
 
 @dataclass(frozen=True)
@@ -154,21 +156,60 @@ class LeadRepository:
         record = m.IdempotencyRecord.get_or_none(
             (m.IdempotencyRecord.scope == scope) & (m.IdempotencyRecord.key == key)
         )
-        if record is None:
-            return None
-        if record.request_hash != request_hash:
-            raise AlreadyExistsError(
-                "this idempotency key was already used with a different request",
-                reason="IDEMPOTENCY_KEY_REUSED",
-            )
-        stored = json.loads(record.response_json)
-        return StoredResult(
-            lead_id=stored["lead_id"],
-            outcome=LeadOutcome(stored["outcome"]),
-            returning_applicant=bool(stored.get("returning_applicant")),
-            replay=True,
-            identity=IdentityInfo(**stored.get("identity", {})),
-        )
+        return None if record is None else _replayed(record, request_hash)
+
+    def create_batch_in_transaction(
+        self,
+        items: list[tuple[ValidLead, str, str]],
+        *,
+        scope: str,
+        source_dealer_id: str | None,
+        resolve_batch: BatchResolver,
+        pipeline_lease: PipelineLease | None = None,
+    ) -> list[StoredResult | CclError | None]:
+        """`create_in_transaction` for many leads, set-based: one lookup of their idempotency
+        keys, `resolve_batch` (VisitorIdentifier) on the new ones, and one insert per table for
+        the leads it decided. None for an item to store alone, after these, with
+        `create_in_transaction`: a lead the resolver leaves to be decided alone, or a key
+        repeated within the batch (it replays the first). A replayed key answers its first
+        result (or the error of a key reused with another request)."""
+        now = models.utcnow()
+        earlier = self._replays(scope, [key for _, key, _ in items if key])
+        out: list[StoredResult | CclError | None] = [None] * len(items)
+        fresh: list[int] = []
+        keys: set[str] = set()
+        for i, (_, key, request_hash) in enumerate(items):
+            if key and key in keys:
+                continue
+            keys.add(key)
+            if key in earlier:
+                try:
+                    out[i] = _replayed(earlier[key], request_hash)
+                except CclError as e:
+                    out[i] = e
+            else:
+                fresh.append(i)
+        if not fresh:
+            return out
+        resolutions = resolve_batch([items[i][0] for i in fresh], now)
+        decided: list[_NewLead] = []
+        for i, resolution in zip(fresh, resolutions, strict=True):
+            if resolution is not None:
+                lead, key, request_hash = items[i]
+                new = _new_lead(
+                    lead,
+                    scope,
+                    key,
+                    request_hash,
+                    source_dealer_id,
+                    resolution,
+                    pipeline_lease,
+                    now,
+                )
+                decided.append(new)
+                out[i] = new.result
+        _write(decided, now)
+        return out
 
     def _insert(
         self,
@@ -182,135 +223,27 @@ class LeadRepository:
     ) -> StoredResult:
         now = models.utcnow()
         resolution = resolve(lead, now) if resolve is not None else None
-        outcome = resolution.outcome if resolution else LeadOutcome.ACCEPTED
-        returning = resolution.returning if resolution else False
-        identity = (
-            IdentityInfo(
-                identity_id=resolution.identity_id,
-                new_identity=resolution.new_identity,
-                matched_by=resolution.matched_by,
-                visitor_id=resolution.visitor_id or "",
-            )
-            if resolution
-            else IdentityInfo()
+        new = _new_lead(
+            lead,
+            scope,
+            idempotency_key,
+            request_hash,
+            source_dealer_id,
+            resolution,
+            pipeline_lease,
+            now,
         )
-        row = _LEADS.create(
-            status=(
-                LeadStatus.DUPLICATE if outcome is LeadOutcome.DUPLICATE else LeadStatus.RECEIVED
-            ).value,
-            outcome=outcome.value,
-            identity=identity.identity_id or None,
-            visitor=identity.visitor_id or None,
-            duplicate_of=resolution.duplicate_of_lead_id if resolution else None,
-            pipeline_stage="intake" if outcome is LeadOutcome.ACCEPTED else "done",
-            **(
-                {
-                    "pipeline_owner": pipeline_lease.owner,
-                    "pipeline_locked_until": pipeline_lease.until,
-                }
-                if pipeline_lease and outcome is LeadOutcome.ACCEPTED
-                else {}
-            ),
-            source=lead.source,
-            visitor_anonymous_id=lead.visitor_id,
-            source_dealer=source_dealer_id,
-            first_name=lead.first_name,
-            last_name=lead.last_name,
-            email=lead.email,
-            email_normalized=lead.email_normalized,
-            phone_e164=lead.phone_e164,
-            date_of_birth=lead.date_of_birth.isoformat(),
-            monthly_income_cents=str(lead.monthly_income_cents),
-            down_payment_cents=lead.down_payment_cents,
-            street=lead.address.street,
-            street2=lead.address.street2,
-            city=lead.address.city,
-            state=lead.address.state,
-            zip_code=lead.address.zip_code,
-            vehicle_year=lead.vehicle.year,
-            vehicle_make=lead.vehicle.make,
-            vehicle_model=lead.vehicle.model,
-            vehicle_trim=lead.vehicle.trim,
-            vehicle_vin=lead.vehicle.vin,
-            vehicle_price_cents=lead.vehicle.price_cents,
-            employment_status=lead.employment_status,
-            months_employed=lead.months_employed,
-            months_at_address=lead.months_at_address,
-            vehicle_status=lead.vehicle_status,
-            purchase_timeframe=lead.purchase_timeframe,
-            trade_in_year=lead.trade_in.year if lead.trade_in else 0,
-            trade_in_make=lead.trade_in.make if lead.trade_in else "",
-            trade_in_model=lead.trade_in.model if lead.trade_in else "",
-            trade_in_mileage=lead.trade_in.mileage if lead.trade_in else 0,
-            created_at=now,
-            updated_at=now,
+        _write([new], now)
+        return new.result
+
+    def _replays(self, scope: str, keys: list[str]) -> dict[str, m.IdempotencyRecord]:
+        """The idempotency records of these keys (the known ones), in one statement."""
+        if not keys:
+            return {}
+        rows = m.IdempotencyRecord.select().where(
+            (m.IdempotencyRecord.scope == scope) & m.IdempotencyRecord.key.in_(keys)
         )
-        consent = lead.consent
-        consented_at = consent.consented_at or now
-        _CONSENTS.execute(
-            [
-                {
-                    "lead": row.id,
-                    "kind": kind,
-                    "granted": granted,
-                    "consent_text": consent.consent_text,
-                    "consented_at": consented_at,
-                    "ip_address": consent.ip_address,
-                    "user_agent": consent.user_agent,
-                    "page_url": consent.page_url,
-                    "certificate_id": consent.certificate_id,
-                    "created_at": now,
-                }
-                for kind, granted in (
-                    ("tcpa", consent.tcpa),
-                    ("fcra_soft_pull", consent.fcra_soft_pull),
-                )
-            ]
-        )
-        append_activities(
-            row.id,
-            [
-                (
-                    AgentName.ORCHESTRATOR,
-                    "lead.received",
-                    f"Lead received from source '{lead.source}'",
-                    {"source": lead.source, "idempotency_key": bool(idempotency_key)},
-                ),
-                (
-                    AgentName.ORCHESTRATOR,
-                    "lead.validated",
-                    "Lead validated: email normalised, phone stored as E.164, consent recorded",
-                    {"consents": ["tcpa", "fcra_soft_pull"]},
-                ),
-                *(resolution.activities if resolution else []),
-            ],
-            at=now,
-        )
-        result = StoredResult(
-            lead_id=row.id,
-            outcome=outcome,
-            returning_applicant=returning,
-            replay=False,
-            identity=identity,
-            lead=_to_record(row, None, dataclasses.replace(consent, consented_at=consented_at)),
-        )
-        if idempotency_key:
-            _IDEMPOTENCY.create(
-                scope=scope,
-                key=idempotency_key,
-                request_hash=request_hash,
-                response_json=json.dumps(
-                    {
-                        "lead_id": result.lead_id,
-                        "outcome": result.outcome.value,
-                        "returning_applicant": result.returning_applicant,
-                        "identity": dataclasses.asdict(identity),
-                    }
-                ),
-                lead=row.id,
-                created_at=now,
-            )
-        return result
+        return {r.key: r for r in rows}
 
     # --- reads --------------------------------------------------------------------------
 
@@ -430,6 +363,185 @@ def append_activity_batches(
     ]
     if rows:
         _ACTIVITIES.execute(rows)
+
+
+def _replayed(record: m.IdempotencyRecord, request_hash: str) -> StoredResult:
+    """The stored result of an earlier request with this key; raises if the request differs."""
+    if record.request_hash != request_hash:
+        raise AlreadyExistsError(
+            "this idempotency key was already used with a different request",
+            reason="IDEMPOTENCY_KEY_REUSED",
+        )
+    stored = json.loads(record.response_json)
+    return StoredResult(
+        lead_id=stored["lead_id"],
+        outcome=LeadOutcome(stored["outcome"]),
+        returning_applicant=bool(stored.get("returning_applicant")),
+        replay=True,
+        identity=IdentityInfo(**stored.get("identity", {})),
+    )
+
+
+@dataclass(frozen=True)
+class _NewLead:
+    """A new lead's rows, built in memory: the lead, its consents, its first activity entries,
+    its idempotency record, and the result its caller gets."""
+
+    row: m.Lead
+    consents: list[dict[str, Any]]
+    activities: list[ActivityEntry]
+    idempotency: dict[str, Any] | None
+    result: StoredResult
+
+
+def _new_lead(
+    lead: ValidLead,
+    scope: str,
+    idempotency_key: str,
+    request_hash: str,
+    source_dealer_id: str | None,
+    resolution: Resolution | None,
+    pipeline_lease: PipelineLease | None,
+    now: dt.datetime,
+) -> _NewLead:
+    outcome = resolution.outcome if resolution else LeadOutcome.ACCEPTED
+    returning = resolution.returning if resolution else False
+    identity = (
+        IdentityInfo(
+            identity_id=resolution.identity_id,
+            new_identity=resolution.new_identity,
+            matched_by=resolution.matched_by,
+            visitor_id=resolution.visitor_id or "",
+        )
+        if resolution
+        else IdentityInfo()
+    )
+    row = m.Lead(
+        status=(
+            LeadStatus.DUPLICATE if outcome is LeadOutcome.DUPLICATE else LeadStatus.RECEIVED
+        ).value,
+        outcome=outcome.value,
+        identity=identity.identity_id or None,
+        visitor=identity.visitor_id or None,
+        duplicate_of=resolution.duplicate_of_lead_id if resolution else None,
+        pipeline_stage="intake" if outcome is LeadOutcome.ACCEPTED else "done",
+        **(
+            {
+                "pipeline_owner": pipeline_lease.owner,
+                "pipeline_locked_until": pipeline_lease.until,
+            }
+            if pipeline_lease and outcome is LeadOutcome.ACCEPTED
+            else {}
+        ),
+        source=lead.source,
+        visitor_anonymous_id=lead.visitor_id,
+        source_dealer=source_dealer_id,
+        first_name=lead.first_name,
+        last_name=lead.last_name,
+        email=lead.email,
+        email_normalized=lead.email_normalized,
+        phone_e164=lead.phone_e164,
+        date_of_birth=lead.date_of_birth.isoformat(),
+        monthly_income_cents=str(lead.monthly_income_cents),
+        down_payment_cents=lead.down_payment_cents,
+        street=lead.address.street,
+        street2=lead.address.street2,
+        city=lead.address.city,
+        state=lead.address.state,
+        zip_code=lead.address.zip_code,
+        vehicle_year=lead.vehicle.year,
+        vehicle_make=lead.vehicle.make,
+        vehicle_model=lead.vehicle.model,
+        vehicle_trim=lead.vehicle.trim,
+        vehicle_vin=lead.vehicle.vin,
+        vehicle_price_cents=lead.vehicle.price_cents,
+        employment_status=lead.employment_status,
+        months_employed=lead.months_employed,
+        months_at_address=lead.months_at_address,
+        vehicle_status=lead.vehicle_status,
+        purchase_timeframe=lead.purchase_timeframe,
+        trade_in_year=lead.trade_in.year if lead.trade_in else 0,
+        trade_in_make=lead.trade_in.make if lead.trade_in else "",
+        trade_in_model=lead.trade_in.model if lead.trade_in else "",
+        trade_in_mileage=lead.trade_in.mileage if lead.trade_in else 0,
+        created_at=now,
+        updated_at=now,
+    )
+    consent = lead.consent
+    consented_at = consent.consented_at or now
+    consents = [
+        {
+            "lead": row.id,
+            "kind": kind,
+            "granted": granted,
+            "consent_text": consent.consent_text,
+            "consented_at": consented_at,
+            "ip_address": consent.ip_address,
+            "user_agent": consent.user_agent,
+            "page_url": consent.page_url,
+            "certificate_id": consent.certificate_id,
+            "created_at": now,
+        }
+        for kind, granted in (
+            ("tcpa", consent.tcpa),
+            ("fcra_soft_pull", consent.fcra_soft_pull),
+        )
+    ]
+    activities: list[ActivityEntry] = [
+        (
+            AgentName.ORCHESTRATOR,
+            "lead.received",
+            f"Lead received from source '{lead.source}'",
+            {"source": lead.source, "idempotency_key": bool(idempotency_key)},
+        ),
+        (
+            AgentName.ORCHESTRATOR,
+            "lead.validated",
+            "Lead validated: email normalised, phone stored as E.164, consent recorded",
+            {"consents": ["tcpa", "fcra_soft_pull"]},
+        ),
+        *(resolution.activities if resolution else []),
+    ]
+    result = StoredResult(
+        lead_id=row.id,
+        outcome=outcome,
+        returning_applicant=returning,
+        replay=False,
+        identity=identity,
+        lead=_to_record(row, None, dataclasses.replace(consent, consented_at=consented_at)),
+    )
+    idempotency = (
+        {
+            "scope": scope,
+            "key": idempotency_key,
+            "request_hash": request_hash,
+            "response_json": json.dumps(
+                {
+                    "lead_id": result.lead_id,
+                    "outcome": result.outcome.value,
+                    "returning_applicant": result.returning_applicant,
+                    "identity": dataclasses.asdict(identity),
+                }
+            ),
+            "lead": row.id,
+            "created_at": now,
+        }
+        if idempotency_key
+        else None
+    )
+    return _NewLead(row, consents, activities, idempotency, result)
+
+
+def _write(leads: list[_NewLead], now: dt.datetime) -> None:
+    """Inserts new leads' rows, one statement per table."""
+    if not leads:
+        return
+    _LEADS.execute([new.row.__data__ for new in leads])
+    _CONSENTS.execute([c for new in leads for c in new.consents])
+    append_activity_batches([(new.row.id, new.activities) for new in leads], at=now)
+    records = [new.idempotency for new in leads if new.idempotency is not None]
+    if records:
+        _IDEMPOTENCY.execute(records)
 
 
 def _visible_to_dealer(dealer_id: str) -> Any:

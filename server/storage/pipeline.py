@@ -9,6 +9,7 @@ run is left to that run."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Mapping
 
 import peewee as pw
@@ -21,6 +22,7 @@ from server.storage import models as m
 from server.storage.compiled import CompiledInsert
 from server.storage.db import Database
 from server.storage.leads import (
+    BatchResolver,
     LeadRepository,
     PipelineLease,
     Resolver,
@@ -36,6 +38,8 @@ __all__ = [
     "PipelineRepository",
     "RouteStep",
 ]
+
+log = logging.getLogger("ccl.pipeline")
 
 STAGE_INTAKE, STAGE_CREDIT_CHECKED, STAGE_DONE = "intake", "credit_checked", "done"
 _CREDIT_CHECKS = CompiledInsert.of(m.CreditCheck)  # compiled once (issue 9)
@@ -167,10 +171,14 @@ class PipelineRepository:
         source_dealer_id: str | None,
         resolve: Resolver | None,
         lease: PipelineLease,
+        resolve_batch: BatchResolver | None = None,
     ) -> list[StoredResult | CclError]:
-        """Stores a batch's leads in one transaction, each in a savepoint so one bad record
-        undoes only itself; one result (or the error that rejected it) per item, in order.
-        A batch of one needs no savepoint: its transaction undoes it."""
+        """Stores a batch's leads in one transaction; one result (or the error that rejected
+        it) per item, in order. With `resolve_batch`, the leads it decides at once are stored
+        set-based (`create_batch_in_transaction`) in a savepoint; if that fails as a whole (a
+        concurrent transaction linked one of their identifiers first, say), it is undone and
+        they go one by one like the rest: each in a savepoint, so one bad record undoes only
+        itself. A batch of one needs no savepoint: its transaction undoes it."""
 
         def store(
             create: Callable[..., StoredResult], lead: ValidLead, key: str, request_hash: str
@@ -192,24 +200,38 @@ class PipelineRepository:
                 return [e]
             except pw.IntegrityError:
                 return [AlreadyExistsError("record conflicts", "CONFLICT")]
-        out: list[StoredResult | CclError] = []
         with self._db.transaction():
-            for lead, key, request_hash in items:
+            out: list[StoredResult | CclError | None] = [None] * len(items)
+            if resolve_batch is not None:
+                try:
+                    with self._db.db.atomic():
+                        out = leads.create_batch_in_transaction(
+                            items,
+                            scope=scope,
+                            source_dealer_id=source_dealer_id,
+                            resolve_batch=resolve_batch,
+                            pipeline_lease=lease,
+                        )
+                except pw.IntegrityError:
+                    log.info("set-based intake conflicted; storing its leads one by one")
+                    out = [None] * len(items)
+            for i, (lead, key, request_hash) in enumerate(items):
+                if out[i] is not None:
+                    continue
                 try:
                     with self._db.db.atomic():  # a savepoint: one bad record undoes itself
-                        stored = store(leads.create_in_transaction, lead, key, request_hash)
-                    out.append(stored)
+                        out[i] = store(leads.create_in_transaction, lead, key, request_hash)
                 except CclError as e:
-                    out.append(e)
+                    out[i] = e
                 except pw.IntegrityError:
                     # Another stream stored the same key first: answer with its result.
                     try:
                         earlier = leads.replay(scope, key, request_hash)
                     except CclError as e:  # the same key with another request
-                        out.append(e)
+                        out[i] = e
                         continue
-                    out.append(earlier or AlreadyExistsError("record conflicts", "CONFLICT"))
-        return out
+                    out[i] = earlier or AlreadyExistsError("record conflicts", "CONFLICT")
+        return [r for r in out if r is not None]
 
     def owned_by(self, leases: Mapping[str, str]) -> list[str]:
         """The leads of `leases` (lead id -> owner token) whose lease their owner still holds

@@ -64,3 +64,15 @@ def test_recent_leads_by_email_or_phone_are_looked_up_in_the_indexes(
     assert "lead_phone_e164" in phone_only, phone_only
     for plan in found:
         assert "SCAN" not in plan and "created_at>" not in plan, plan
+
+
+def test_a_batch_lookup_uses_the_indexes(application: Application, sqlite_only: None) -> None:
+    """Set-based intake's one lookup of a whole batch: owners, visitors, recent leads."""
+    values = [("email", f"b{i}@example.com") for i in range(50)]
+    values += [("phone", f"+1312555{i:04d}") for i in range(50)]
+    with plans(application) as found:
+        IdentityRepository().lookup(values, ["anon-1", "anon-2"], dt.datetime(2026, 1, 1))
+    assert len(found) == 3, found
+    for plan in found:
+        assert "SCAN" not in plan and "created_at>" not in plan, plan
+    assert any("lead_email_normalized" in p and "lead_phone_e164" in p for p in found), found

@@ -230,6 +230,7 @@ class Orchestrator:
                 scope=scope,
                 source_dealer_id=source_dealer_id,
                 resolve=self._identifier.resolve_lead,
+                resolve_batch=self._identifier.resolve_leads,
                 lease=lease,
             )
 
@@ -456,6 +457,7 @@ class Orchestrator:
             scope=principal.scope,
             source_dealer_id=dealer_of(principal),
             resolve=self._identifier.resolve_lead,
+            resolve_batch=self._identifier.resolve_leads,
             lease=lease,
         )
 

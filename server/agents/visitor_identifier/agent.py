@@ -41,7 +41,7 @@ from server.domain.identity import (
     truncate_ip,
 )
 from server.domain.leads import ActivityEntry, AgentName, Resolution, ValidLead
-from server.storage.identities import IdentityRepository
+from server.storage.identities import IdentityRepository, NewPeople
 
 __all__ = [
     "TrackResult",
@@ -79,15 +79,95 @@ class VisitorIdentifier:
         """Finds or creates the identity of a lead's applicant, links its visitor, and decides
         whether the lead duplicates a recent one. Runs inside the intake transaction."""
         activities: list[ActivityEntry] = []
-        email = None if is_junk_email(lead.email_normalized) else lead.email_normalized
-        phone = None if is_junk_phone(lead.phone_e164) else lead.phone_e164
-        values = [("email", v) for v in [email] if v] + [("phone", v) for v in [phone] if v]
-
+        values = self._values(lead)
         visitor = self._store.visitor(lead.visitor_id, now) if lead.visitor_id else None
         identity_id, new_identity, matched_by = self._stitch(values, visitor, now, activities)
+        email = next((v for kind, v in values if kind == "email"), None)
+        phone = next((v for kind, v in values if kind == "phone"), None)
+        return self._resolution(
+            identity_id,
+            new_identity,
+            matched_by,
+            visitor.id if visitor else None,
+            len(values),
+            self._recent_original(email, phone, now),
+            activities,
+        )
 
-        duplicate_of = self._recent_original(email, phone, now)
-        returning = not new_identity
+    def resolve_leads(self, leads: list[ValidLead], now: dt.datetime) -> list[Resolution | None]:
+        """`resolve_lead` for a batch, inside its intake transaction: the leads of people seen
+        for the first time are decided in memory from one lookup of the whole batch, and their
+        identities, identifiers and visitors inserted a statement per table. None for a lead
+        to resolve alone with `resolve_lead`, after the others are stored: a returning
+        applicant (an identifier with an owner, or a visitor with an identity), or one sharing
+        an identifier or visitor with an earlier lead of the batch. Such a lead's decision
+        could change what a later lead of the batch finds; its own identifiers are not
+        shared with any later lead decided here (those would go alone too), so deciding
+        these in memory gives what one by one would."""
+        values = [self._values(lead) for lead in leads]
+        found = self._store.lookup(
+            [v for vs in values for v in vs],
+            [lead.visitor_id for lead in leads if lead.visitor_id],
+            now - self._lookback,
+        )
+        seen: set[Identifier | str] = set()  # identifiers and visitors of earlier leads
+        people = NewPeople()
+        out: list[Resolution | None] = []
+        for lead, vs in zip(leads, values, strict=True):
+            mine: list[Identifier | str] = [*vs, *([lead.visitor_id] if lead.visitor_id else [])]
+            visitor = found.visitors.get(lead.visitor_id) if lead.visitor_id else None
+            alone = any(v in seen or v in found.owners for v in mine) or (
+                visitor is not None and visitor.identity_id is not None
+            )
+            seen.update(mine)
+            if alone:
+                out.append(None)
+                continue
+            activities: list[ActivityEntry] = []
+            identity_id = self._store.new_id()
+            people.identities.append(identity_id)
+            linked: dict[str, int] = {}
+            for value in vs:
+                kind = value[0]
+                if linked.get(kind, 0) >= self._caps.cap(kind):
+                    self._cap_reached(identity_id, kind, activities)
+                else:
+                    people.links.append((identity_id, value))
+                    linked[kind] = linked.get(kind, 0) + 1
+            visitor_id = None
+            if lead.visitor_id:
+                if visitor is None:
+                    visitor_id = self._store.new_id()
+                    people.new_visitors.append((visitor_id, lead.visitor_id, identity_id))
+                else:
+                    visitor_id = visitor.id
+                    people.visitor_links[visitor.id] = identity_id
+            recent = [found.recent[v] for v in vs if v in found.recent]
+            duplicate_of = min(recent)[1] if recent and self._lookback > dt.timedelta(0) else None
+            out.append(
+                self._resolution(
+                    identity_id, True, "", visitor_id, len(vs), duplicate_of, activities
+                )
+            )
+        self._store.create_people(people, now)
+        return out
+
+    def _values(self, lead: ValidLead) -> list[Identifier]:
+        """The identifiers of a lead that may stitch (junk ones left out)."""
+        email = None if is_junk_email(lead.email_normalized) else lead.email_normalized
+        phone = None if is_junk_phone(lead.phone_e164) else lead.phone_e164
+        return [("email", v) for v in [email] if v] + [("phone", v) for v in [phone] if v]
+
+    def _resolution(
+        self,
+        identity_id: str,
+        new_identity: bool,
+        matched_by: str,
+        visitor_id: str | None,
+        stitched_values: int,
+        duplicate_of: str | None,
+        activities: list[ActivityEntry],
+    ) -> Resolution:
         activities.append(
             (
                 A,
@@ -98,8 +178,8 @@ class VisitorIdentifier:
                 {
                     "identity_id": identity_id,
                     "matched_by": matched_by,
-                    "visitor_linked": visitor is not None,
-                    "junk_values_ignored": 2 - len(values),
+                    "visitor_linked": visitor_id is not None,
+                    "junk_values_ignored": 2 - stitched_values,
                 },
             )
         )
@@ -116,8 +196,8 @@ class VisitorIdentifier:
             identity_id=identity_id,
             new_identity=new_identity,
             matched_by=matched_by,
-            visitor_id=visitor.id if visitor else None,
-            returning=returning,
+            visitor_id=visitor_id,
+            returning=not new_identity,
             duplicate_of_lead_id=duplicate_of,
             activities=activities,
         )
