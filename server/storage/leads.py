@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -267,6 +267,39 @@ class LeadRepository:
         return {
             row.id: _to_record(row, credits.get(row.id), consents.get(row.id))
             for row in m.Lead.select().where(m.Lead.id.in_(list(ids)))
+        }
+
+    def refreshed(
+        self, records: list[LeadRecord], credits: Mapping[str, CreditResult]
+    ) -> dict[str, LeadRecord]:
+        """Leads known in memory (as intake wrote them) with what the pipeline's steps changed
+        since: read in one statement of the columns those steps write, not the whole
+        (encrypted) row with its consents. `credits` holds each lead's credit result as just
+        recorded. Leads that are gone are left out."""
+        known = {r.lead_id: r for r in records}
+        if not known:
+            return {}
+        rows = m.Lead.select(
+            m.Lead.id,
+            m.Lead.status,
+            m.Lead.score,
+            m.Lead.dealer,
+            m.Lead.delivery_state,
+            m.Lead.reason,
+            m.Lead.updated_at,
+        ).where(m.Lead.id.in_(list(known)))
+        return {
+            row.id: dataclasses.replace(
+                known[row.id],
+                status=LeadStatus(row.status),
+                score=row.score,
+                dealer_id=row.dealer_id or "",
+                delivery_state=row.delivery_state,
+                reason=row.reason,
+                updated_at=row.updated_at,
+                credit=credits.get(row.id, known[row.id].credit),
+            )
+            for row in rows
         }
 
     def list(

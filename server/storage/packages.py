@@ -107,15 +107,25 @@ class PackageRepository:
 
     def hold(self, lead_id: str, score: int, now: dt.datetime) -> None:
         """A lead held for review: its score."""
-        m.Lead.update(score=score, updated_at=now).where(m.Lead.id == lead_id).execute()
+        self.close([(lead_id, None, score)], now)
 
     def close_unrouted(
         self, lead_id: str, status: LeadStatus, score: int, now: dt.datetime
     ) -> None:
         """A lead no dealer takes: its new status and its score."""
-        m.Lead.update(status=status.value, score=score, updated_at=now).where(
-            m.Lead.id == lead_id
-        ).execute()
+        self.close([(lead_id, status, score)], now)
+
+    def close(self, leads: list[tuple[str, LeadStatus | None, int]], now: dt.datetime) -> None:
+        """Leads routing sent to no dealer, in one statement: each one's score and new status
+        (None: held for review, its status unchanged)."""
+        if not leads:
+            return
+        statuses = [(lead_id, status.value) for lead_id, status, _ in leads if status]
+        m.Lead.update(
+            score=pw.Case(m.Lead.id, [(lead_id, score) for lead_id, _, score in leads]),
+            status=pw.Case(m.Lead.id, statuses, m.Lead.status) if statuses else m.Lead.status,
+            updated_at=now,
+        ).where(m.Lead.id.in_([lead_id for lead_id, _, _ in leads])).execute()
 
     def store_package(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import peewee as pw
 
@@ -34,6 +35,7 @@ __all__ = [
     "STAGE_CREDIT_CHECKED",
     "STAGE_DONE",
     "STAGE_INTAKE",
+    "Finished",
     "IntakeItem",
     "PipelineRepository",
     "RouteStep",
@@ -55,6 +57,15 @@ IntakeItem = tuple[ValidLead, str, str]
 # The routing step of a batch of credit-checked leads (inside the caller's transaction);
 # returns whether it queued a delivery.
 RouteStep = Callable[[list[str], dt.datetime], bool]
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What `finish_steps` did: whether it queued a delivery, and the leads whose credit
+    results it recorded (held by their caller's lease until then)."""
+
+    queued: bool
+    recorded: list[str]
 
 
 class PipelineRepository:
@@ -251,13 +262,13 @@ class PipelineRepository:
         owner: str | Mapping[str, str],
         checked: list[tuple[str, CreditResult, str]],
         route: RouteStep,
-    ) -> bool:
+    ) -> Finished:
         """One transaction: store the credit results (lead, result, fallback reason), route
         every credit-checked lead, mark it done, release the leases. `owner` is the token of
         every lease, or each lead's own (lead id -> token: a batch of leads from several runs).
         Only leads whose lease their owner still holds (locked on PostgreSQL) are touched: one
         whose lease expired and went to another run meanwhile is left to that run. Returns
-        whether a delivery was queued."""
+        whether a delivery was queued and which leads' credit results it recorded."""
         leases = {i: owner for i in held} if isinstance(owner, str) else dict(owner)
         queued = False
         with self._db.transaction():
@@ -273,7 +284,7 @@ class PipelineRepository:
                 self.finish_many(to_route, now)
             for token in sorted({leases[i] for i in mine}):
                 self.release([i for i in mine if leases[i] == token], token)
-        return queued
+        return Finished(queued, [lead_id for lead_id, _, _ in to_record])
 
     def reopen(self, lead_id: str, dealer_id: str | None) -> bool:
         """Puts an unrouted lead (of `dealer_id`'s, if given) back to the routing step; False

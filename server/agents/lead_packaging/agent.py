@@ -70,10 +70,15 @@ class LeadPackaging:
         routing = _DealerSnapshot(self._repo, now)
         activities: list[tuple[str, list[ActivityEntry]]] = []
         results: dict[str, RoutingResult] = {}
+        closing: list[tuple[str, LeadStatus | None, int]] = []  # sent to no dealer
         for lead_id in lead_ids:
             result, entries = self._route(leads[lead_id], routing, now)
             results[lead_id] = result
             activities.append((lead_id, entries))
+            if result.dealer_id is None:
+                held = result.status is LeadStatus.NEEDS_REVIEW
+                closing.append((lead_id, None if held else result.status, result.score))
+        self._repo.close(closing, now)
         self._repo.add_activities(activities, now)
         return results
 
@@ -99,7 +104,6 @@ class LeadPackaging:
         decision = credit.decision if credit else ""
         if decision == "needs_review":
             activities.append((A, "routing.held", "Held for human review before routing", {}))
-            self._repo.hold(lead_id, score, now)
             return RoutingResult(LeadStatus.NEEDS_REVIEW, None, None, None, score), activities
 
         dealer = (
@@ -119,7 +123,6 @@ class LeadPackaging:
                     {"state": lead.state, "tier": tier},
                 )
             )
-            self._repo.close_unrouted(lead_id, status, score, now)
             return RoutingResult(status, None, None, None, score), activities
 
         fmt = package_format(dealer)

@@ -65,9 +65,29 @@ IMPORT_CHUNK = 100
 
 
 def request_fingerprint(lead: LeadInput) -> str:
-    """A stable hash of a submission, to tell a retry from a different request."""
-    canonical = json.dumps(dataclasses.asdict(lead), sort_keys=True, default=str)
+    """A stable hash of a submission, to tell a retry from a different request: SHA-256 of
+    the JSON of `dataclasses.asdict(lead)` with sorted keys (stored with every idempotency
+    record, so it must never change), built without `asdict`'s deep copies."""
+    canonical = json.dumps(_plain(lead), sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _plain(value: object) -> object:
+    """What `dataclasses.asdict` gives for JSON: dataclasses as dicts of their fields,
+    recursively (tuples become lists, which JSON writes the same way)."""
+    names = _FIELD_NAMES.get(type(value))
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def dealer_of(principal: Principal) -> str | None:
@@ -88,6 +108,17 @@ class ImportRecordResult:
     lead_id: str
     reason: str
     replay: bool = False
+
+
+@dataclass(frozen=True)
+class _Finishing:
+    """A new lead waiting for its batch's finishing step: its credit outcome, the lease it
+    is held under, and the lead as intake wrote it."""
+
+    lead_id: str
+    owner: str
+    outcome: CreditOutcome
+    written: LeadRecord
 
 
 @dataclass(frozen=True)
@@ -151,7 +182,7 @@ class Orchestrator:
         self._intake_batcher: Batcher[_Intake, tuple[StoredResult, str, CreditApplicant | None]] = (
             Batcher(self._intake_many, name="intake", max_size=64, max_concurrent=concurrent)
         )
-        self._finish_batcher: Batcher[tuple[str, str, CreditOutcome], LeadRecord | None] = Batcher(
+        self._finish_batcher: Batcher[_Finishing, LeadRecord | None] = Batcher(
             self._finish_many, name="finish", max_size=64, max_concurrent=concurrent
         )
 
@@ -205,9 +236,9 @@ class Orchestrator:
         """A call's intake (in a batch) and, for a lead created now, its steps: the stored
         result and the lead as it ended up (None when no steps ran here)."""
         stored, owner, applicant = await self._intake_batcher.submit(intake)
-        if applicant is None:
+        if applicant is None or stored.lead is None:
             return stored, None
-        return stored, await self._steps(applicant, owner)
+        return stored, await self._steps(applicant, owner, stored.lead)
 
     async def _intake_many(
         self, items: list[_Intake]
@@ -269,34 +300,43 @@ class Orchestrator:
         await self._intake_batcher.drain()
         await self._finish_batcher.drain()
 
-    async def _steps(self, applicant: CreditApplicant, owner: str) -> LeadRecord | None:
+    async def _steps(
+        self, applicant: CreditApplicant, owner: str, written: LeadRecord
+    ) -> LeadRecord | None:
         """A new lead's credit check (on its own: it may wait on FlexPath), then its routing in a
-        batch with the others finishing at the same time; the lead as it ended up (None if its
-        lease went to another run meanwhile)."""
+        batch with the others finishing at the same time; the lead as it ended up (None if it
+        is gone)."""
         try:
             outcome = await self._credit.check(applicant)
-            return await self._finish_batcher.submit((applicant.lead_id, owner, outcome))
+            return await self._finish_batcher.submit(
+                _Finishing(applicant.lead_id, owner, outcome, written)
+            )
         except Exception:
             log.exception("pipeline steps failed", extra={"lead_id": applicant.lead_id})
             # Leave the lead to the sweep (or a retry) at once rather than when the lease ends.
             await self._db.run(self._pipeline.release, [applicant.lead_id], owner)
             raise
 
-    async def _finish_many(
-        self, items: list[tuple[str, str, CreditOutcome]]
-    ) -> list[LeadRecord | None]:
+    async def _finish_many(self, items: list[_Finishing]) -> list[LeadRecord | None]:
         """Credit results and routing of many leads in one transaction, and the leads as they
-        ended up read on the same trip to the database thread."""
-        held = [lead_id for lead_id, _, _ in items]
-        leases = {lead_id: owner for lead_id, owner, _ in items}
+        ended up, on the same trip to the database thread: as intake wrote them, with the
+        columns the steps changed read back (a lead finished elsewhere is read whole)."""
+        held = [item.lead_id for item in items]
 
         def finish_and_read() -> dict[str, LeadRecord]:
-            self._finish_steps(
-                held,
-                leases,
-                [(lead_id, outcome) for lead_id, _, outcome in items],
+            recorded = set(
+                self._finish_steps(
+                    held,
+                    {item.lead_id: item.owner for item in items},
+                    [(item.lead_id, item.outcome) for item in items],
+                )
             )
-            return self._leads.get_many(held)
+            records = self._leads.refreshed(
+                [item.written for item in items if item.lead_id in recorded],
+                {item.lead_id: item.outcome.result for item in items},
+            )
+            rest = [lead_id for lead_id in held if lead_id not in records]
+            return records | self._leads.get_many(rest) if rest else records
 
         records = await self._db.run(finish_and_read)
         return [records.get(lead_id) for lead_id in held]
@@ -355,18 +395,19 @@ class Orchestrator:
         held: list[str],
         owner: str | dict[str, str],
         checked: list[tuple[str, CreditOutcome]],
-    ) -> None:
+    ) -> list[str]:
         """One transaction (storage's unit of work): store credit results, route every
         credit-checked lead, release; leads whose lease expired and went to another run
-        meanwhile are left to that run."""
-        queued = self._pipeline.finish_steps(
+        meanwhile are left to that run. The leads whose credit results it recorded."""
+        finished = self._pipeline.finish_steps(
             held,
             owner,
             [(lead_id, o.result, o.fallback_reason) for lead_id, o in checked],
             self._route_step,
         )
-        if queued:
+        if finished.queued:
             self._on_delivery_queued()
+        return finished.recorded
 
     def _route_step(self, lead_ids: list[str], now: dt.datetime) -> bool:
         """LeadPackaging on a batch of leads, inside the pipeline's transaction; True if it

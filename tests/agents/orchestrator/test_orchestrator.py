@@ -254,3 +254,38 @@ async def test_a_failing_group_never_runs_a_committed_group_again(
         assert result.lead.credit is not None and not result.idempotent_replay
     for lead in a_leads + b_leads[:1] + b_leads[2:]:
         assert m.Lead.select().where(m.Lead.email == lead.email).count() == 1, lead.email
+
+
+async def test_the_lead_returned_is_the_lead_stored(application: Application) -> None:
+    """ProcessLead answers with the lead as intake wrote it plus what its steps changed, not a
+    read of the whole row (issue 9): it must equal a full read, whatever the steps did."""
+    dealer(states=["IL"])  # routed: a package and a delivery
+    principal = Principal(key_id="t", role=Role.SERVICE)
+    texas = {"street": "1 Elm St", "city": "Austin", "state": "TX", "zip_code": "73301"}
+    cases = {
+        "routed": {"last_name": "Prequalified"},
+        "review": {"last_name": "Review"},
+        "declined": {"last_name": "Declined", "address": texas},  # no dealer in Texas
+        "unrouted": {"last_name": "Prequalified", "address": texas},
+    }
+    leads = {
+        name: lead_input(
+            example_message(
+                email=f"stored.{name}@example.com", phone=f"(312) 555-{7000 + i}", **changes
+            ).lead
+        )
+        for i, (name, changes) in enumerate(cases.items())
+    }
+    results = await asyncio.gather(
+        *(application.orchestrator.process(principal, f"stored-{n}", v) for n, v in leads.items())
+    )
+    statuses = {name: r.lead.status.value for name, r in zip(leads, results, strict=True)}
+    assert statuses == {
+        "routed": "packaged",
+        "review": "needs_review",
+        "declined": "declined",
+        "unrouted": "unrouted",
+    }
+    for result in results:
+        stored = await application.db.run(LeadRepository(application.db).get, result.lead.lead_id)
+        assert result.lead == stored
