@@ -10,13 +10,17 @@ with bytes in and bytes out, so no generated code is needed:
 - `/bench.echo.v1.EchoService/EchoStream` (client streaming) counts the messages and returns
   an `EchoCount`.
 
-Usage: python bench/echo_server.py PORT
+Usage: python bench/echo_server.py [--uvloop] [--reuseport] PORT
+
+`--uvloop` serves on uvloop's event loop (the uvloop baseline of `ccl serve` with
+CCL_EVENT_LOOP=uvloop); `--reuseport` sets `grpc.so_reuseport` to 1 so several echo processes
+can share one port (a bench-only trial: the product keeps 0, so a taken port is an error).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 
 import grpc
@@ -60,8 +64,12 @@ def identity(b: bytes) -> bytes:
     return b
 
 
-async def serve(port: int) -> None:
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+async def serve(port: int, reuseport: bool = False) -> None:
+    options = SERVER_OPTIONS
+    if reuseport:
+        options = [(k, v) for k, v in options if k != "grpc.so_reuseport"]
+        options.append(("grpc.so_reuseport", 1))
+    server = grpc.aio.server(options=options)
     handlers = {
         "Echo": grpc.unary_unary_rpc_method_handler(
             echo, request_deserializer=identity, response_serializer=identity
@@ -80,5 +88,22 @@ async def serve(port: int) -> None:
     await server.wait_for_termination()
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description="the echo baseline server of `make bench`")
+    parser.add_argument("port", type=int)
+    parser.add_argument("--uvloop", action="store_true", help="serve on uvloop's event loop")
+    parser.add_argument(
+        "--reuseport", action="store_true", help="grpc.so_reuseport=1 (processes share the port)"
+    )
+    args = parser.parse_args()
+    if args.uvloop:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(args.port, args.reuseport))
+    else:
+        asyncio.run(serve(args.port, args.reuseport))
+
+
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1])))
+    main()

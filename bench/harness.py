@@ -7,6 +7,15 @@ with a descriptor built at bench time). Servers are pinned to one core, the load
 (this process, wrk) to another. Every figure is the median of --repeats runs, interleaved
 with its baseline's runs so drift hits both alike. Prints the table and writes
 docs/BENCHMARKS.md and docs/benchmarks-latency.png.
+
+Beyond the issue's figures (part `core`), three trials, each off-able (--no-uvloop,
+--no-reuseport, --no-scaleout) or run alone (--only, with --output):
+- uvloop: echo and ProcessLead (SQLite) at 32 in flight on `CCL_EVENT_LOOP=uvloop` and
+  `bench/echo_server.py --uvloop`, against the same on asyncio;
+- reuseport: two echo processes sharing one port (`--reuseport`: grpc.so_reuseport=1, bench
+  only) against one, one process per core;
+- scaleout (PostgreSQL): ProcessLead over REST (wrk) through one Envoy in front of two
+  `ccl serve` processes on the same database against one, with the CPU of every process.
 """
 
 from __future__ import annotations
@@ -168,7 +177,9 @@ class Run:
     p50_ms: float = float("nan")
     p99_ms: float = float("nan")
     errors: int = 0
-    server_cpu: float = float("nan")  # share of one core the server process used
+    server_cpu: float = float("nan")  # share of one core the server process(es) used, summed
+    procs_cpu: list[float] = field(default_factory=list)  # the same, per server process
+    extra: dict[str, float] = field(default_factory=dict)  # probes: a counter's rise per second
 
     @property
     def cpu_ms(self) -> float:
@@ -188,6 +199,15 @@ class Figure:
     def errors(self) -> int:
         return sum(r.errors for r in self.runs)
 
+    def med_extra(self, key: str) -> float:
+        values = [r.extra[key] for r in self.runs if key in r.extra]
+        return statistics.median(values) if values else float("nan")
+
+    def med_procs(self) -> list[float]:
+        """Median CPU share of each server process (in the order they were given)."""
+        n = min((len(r.procs_cpu) for r in self.runs), default=0)
+        return [statistics.median(r.procs_cpu[i] for r in self.runs) for i in range(n)]
+
 
 def pct(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
@@ -206,19 +226,30 @@ async def unary_load(
     metadata: tuple[tuple[str, str], ...],
     concurrency: int,
     seconds: float,
+    channels: int = 1,
 ) -> Run:
     """`concurrency` calls in flight for `seconds`, from one grpc.aio channel (as the issue's
     figures were taken); bodies are pre-serialized so the client does the same work for every
-    RPC."""
-    async with grpc.aio.insecure_channel(target) as channel:
-        call = channel.unary_unary(
-            method, request_serializer=identity, response_deserializer=identity
-        )
+    RPC. `channels` > 1: that many channels, each with its own TCP connection, the workers
+    spread over them (so the kernel can hand the connections to several processes sharing a
+    port)."""
+    options = [("grpc.use_local_subchannel_pool", 1)] if channels > 1 else []
+    async with contextlib.AsyncExitStack() as stack:
+        calls = []
+        for _ in range(channels):
+            channel = await stack.enter_async_context(
+                grpc.aio.insecure_channel(target, options=options)
+            )
+            calls.append(
+                channel.unary_unary(
+                    method, request_serializer=identity, response_deserializer=identity
+                )
+            )
         latencies: list[float] = []
         errors = 0
         stop = time.perf_counter() + seconds
 
-        async def worker() -> None:
+        async def worker(call: Any) -> None:
             nonlocal errors
             while time.perf_counter() < stop:
                 body = make(IDS.take())
@@ -231,7 +262,7 @@ async def unary_load(
                 latencies.append(time.perf_counter() - t)
 
         start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(calls[i % channels]) for i in range(concurrency)))
         wall = time.perf_counter() - start
     latencies.sort()
     return Run(len(latencies) / wall, pct(latencies, 0.50), pct(latencies, 0.99), errors)
@@ -407,8 +438,57 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def start_envoy(
+    tmp: str,
+    name: str,
+    upstream_ports: list[int],
+    descriptor: Path | None = None,
+    services: list[str] | None = None,
+) -> tuple[subprocess.Popen[bytes], int, int]:
+    """The product's Envoy template in front of `upstream_ports` (round robin, active gRPC health
+    checks): (process, http port, admin port)."""
+    http_port, admin_port = free_port(), free_port()
+    config = envoy.EnvoyConfig(
+        http_port=http_port,
+        admin_port=admin_port,
+        upstreams=[("127.0.0.1", p) for p in upstream_ports],
+        cors_origins=["https://completecarloans.com"],
+        rate_limit_per_second=1_000_000,
+    )
+    if descriptor is not None:
+        config.descriptor = descriptor
+    path = envoy.write_config(config, Path(tmp, f"{name}-envoy.yaml"))
+    if services:  # the same template, serving another descriptor's services
+        doc = yaml.safe_load(path.read_text())
+        manager = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        for f in manager["typed_config"]["http_filters"]:
+            if f["name"] == "envoy.filters.http.grpc_json_transcoder":
+                f["typed_config"]["services"] = services
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return envoy.start(path, Path(tmp, f"{name}-envoy.log")), http_port, admin_port
+
+
+def wait_envoy_healthy(admin_port: int, upstream_ports: list[int], seconds: float = 30) -> None:
+    """Until Envoy's active health checks have found every upstream healthy."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            text = httpx.get(f"http://127.0.0.1:{admin_port}/clusters").text
+            flags = {
+                line.split("::")[1]: line.rsplit("::", 1)[1]
+                for line in text.splitlines()
+                if "::health_flags::" in line
+            }
+            if all(flags.get(f"127.0.0.1:{p}") == "healthy" for p in upstream_ports):
+                return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"Envoy (admin {admin_port}) did not find {upstream_ports} healthy")
+        time.sleep(0.3)
+
+
 class Stack:
-    """One server process (pinned to the server core) with its own Envoy."""
+    """One server process (pinned to the server core unless told otherwise), with its own Envoy
+    unless `with_envoy` is false."""
 
     def __init__(
         self,
@@ -418,41 +498,35 @@ class Stack:
         name: str,
         descriptor: Path | None = None,
         services: list[str] | None = None,
+        *,
+        with_envoy: bool = True,
+        port_arg: bool = False,
+        port: int | None = None,
+        pin: Callable[[], None] | bool | None = True,
     ) -> None:
-        self.port, self.http_port, self.admin_port = free_port(), free_port(), free_port()
+        self.port = port or free_port()
         env = {**env, "CCL_GRPC_PORT": str(self.port)}
         log = open(Path(tmp, f"{name}.log"), "ab")
         self.server = subprocess.Popen(
-            [*command, *([str(self.port)] if services else [])],
+            [*command, *([str(self.port)] if services or port_arg else [])],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=SERVER_PIN,
+            preexec_fn=SERVER_PIN if pin is True else (pin or None),
         )
-        config = envoy.EnvoyConfig(
-            http_port=self.http_port,
-            admin_port=self.admin_port,
-            upstreams=[("127.0.0.1", self.port)],
-            cors_origins=["https://completecarloans.com"],
-            rate_limit_per_second=1_000_000,
-        )
-        if descriptor is not None:
-            config.descriptor = descriptor
-        path = envoy.write_config(config, Path(tmp, f"{name}-envoy.yaml"))
-        if services:  # the same template, serving another descriptor's services
-            doc = yaml.safe_load(path.read_text())
-            manager = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-            for f in manager["typed_config"]["http_filters"]:
-                if f["name"] == "envoy.filters.http.grpc_json_transcoder":
-                    f["typed_config"]["services"] = services
-            path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        self.envoy = envoy.start(path, Path(tmp, f"{name}-envoy.log"))
+        self.envoy: subprocess.Popen[bytes] | None = None
+        self.http_port = self.admin_port = 0
+        if with_envoy:
+            self.envoy, self.http_port, self.admin_port = start_envoy(
+                tmp, name, [self.port], descriptor, services
+            )
         wait_grpc(self.port)
 
     def stop(self) -> None:
-        for p in (self.envoy, self.server):
+        procs = [p for p in (self.envoy, self.server) if p is not None]
+        for p in procs:
             p.terminate()
-        for p in (self.envoy, self.server):
+        for p in procs:
             try:
                 p.wait(20)
             except subprocess.TimeoutExpired:
@@ -516,12 +590,58 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measured(pid: int, load: Callable[[], Run]) -> Run:
-    """`load`, with the share of one core the server process `pid` used meanwhile."""
-    cpu, start = cpu_seconds(pid), time.perf_counter()
+def measured(
+    pid: int | list[int],
+    load: Callable[[], Run],
+    probes: dict[str, Callable[[], float]] | None = None,
+) -> Run:
+    """`load`, with the share of one core each server process in `pid` used meanwhile (summed in
+    `server_cpu`), and how fast each probe's counter rose (per second) in `extra`."""
+    pids = [pid] if isinstance(pid, int) else pid
+    probes = probes or {}
+    cpus = [cpu_seconds(p) for p in pids]
+    before = {k: f() for k, f in probes.items()}
+    start = time.perf_counter()
     run = load()
-    run.server_cpu = (cpu_seconds(pid) - cpu) / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    run.procs_cpu = [(cpu_seconds(p) - c) / wall for p, c in zip(pids, cpus, strict=True)]
+    run.server_cpu = sum(run.procs_cpu)
+    run.extra = {k: (f() - before[k]) / wall for k, f in probes.items()}
     return run
+
+
+def busy_cores() -> float:
+    """Seconds of CPU the whole machine has spent busy (all cores; /proc/stat)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every local `postgres` process (the server and its backends)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += cpu_seconds(int(entry.name))
+    return total
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children (wrk runs)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process (the Python load generator)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def profile(
@@ -598,6 +718,8 @@ class Results:
     notes: list[str] = field(default_factory=list)
     rss_mb: float = float("nan")
     profiles: dict[str, list[tuple[str, float, float]]] = field(default_factory=dict)
+    idle_cpu: dict[str, float] = field(default_factory=dict)  # share of a core, idle process
+    pinning: dict[str, str] = field(default_factory=dict)  # part -> how its processes ran
 
     def add(self, name: str, run: Run) -> None:
         self.figures.setdefault(name, Figure()).runs.append(run)
@@ -606,6 +728,252 @@ class Results:
             f"  server CPU {run.server_cpu:4.0%} ({run.cpu_ms:.3f} ms each)  errors {run.errors}",
             flush=True,
         )
+
+
+PARTS = ("core", "uvloop", "reuseport", "scaleout")
+SCALE_ONE = "ProcessLead REST pg c=32, 1 process"
+SCALE_TWO = "ProcessLead REST pg c=32, 2 processes"
+UV_SERIES = (
+    "echo unary c=32 (uvloop phase, asyncio)",
+    "echo unary uvloop c=32",
+    "ProcessLead sqlite c=32 (uvloop phase, asyncio)",
+    "ProcessLead sqlite uvloop c=32",
+)
+REUSE_CHANNELS = 8
+REUSE_ONE = f"echo unary c=32, {REUSE_CHANNELS} channels, 1 process"
+REUSE_TWO = f"echo unary c=32, {REUSE_CHANNELS} channels, 2 processes (so_reuseport)"
+
+
+@dataclass
+class Bench:
+    """What the extra series (uvloop, reuseport, scale-out) share."""
+
+    res: Results
+    env: dict[str, str]
+    tmp: str
+    key: str
+    meta: tuple[tuple[str, str], ...]
+    repeats: int
+    seconds: float  # length of one run of these series
+    wrk: str | None
+
+    def grpc(
+        self,
+        pid: int | list[int],
+        target: str,
+        method: str,
+        make: Callable[[int], bytes],
+        channels: int = 1,
+        probes: dict[str, Callable[[], float]] | None = None,
+    ) -> Run:
+        """32 in flight over direct gRPC."""
+        return measured(
+            pid,
+            lambda: asyncio.run(
+                unary_load(target, method, make, self.meta, 32, self.seconds, channels)
+            ),
+            probes,
+        )
+
+    def rest(self, pid: int | list[int], port: int, probes: dict[str, Callable[[], float]]) -> Run:
+        """ProcessLead over REST through Envoy on `port`, 32 connections, wrk as in the core
+        REST series (httpx when wrk is absent)."""
+        path, body = "/api/leads/process", rest_body("__N__")
+        if self.wrk:
+            return measured(
+                pid,
+                lambda: wrk_load(port, path, body, self.key, 32, self.seconds, self.tmp),
+                {**probes, "load generator": children_cpu},
+            )
+        return measured(
+            pid,
+            lambda: asyncio.run(httpx_load(port, path, body, self.key, 32, self.seconds)),
+            {**probes, "load generator": own_cpu},
+        )
+
+
+def uvloop_phase(b: Bench, echo_t: str, echo_pid: int) -> None:
+    """Echo and ProcessLead (SQLite, fresh databases) at 32 in flight, each on asyncio and on
+    uvloop, interleaved; servers on the server core, no Envoy."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        b.res.notes.append("uvloop not installed: no uvloop series (pip install uvloop)")
+        print("uvloop not installed: no uvloop series")
+        return
+    print("uvloop: echo and ProcessLead (SQLite) at 32 in flight, asyncio vs uvloop")
+    stacks: list[Stack] = []
+    try:
+        echo_uv = Stack(
+            [sys.executable, str(BENCH / "echo_server.py"), "--uvloop"],
+            b.env,
+            b.tmp,
+            "echo-uvloop",
+            with_envoy=False,
+            port_arg=True,
+        )
+        stacks.append(echo_uv)
+        servers = []
+        for loop in ("asyncio", "uvloop"):
+            st = Stack(
+                [CCL, "serve", "--migrate"],
+                {
+                    **b.env,
+                    "DATABASE_URL": f"sqlite:///{b.tmp}/bench-{loop}.db",
+                    "CCL_EVENT_LOOP": loop,
+                },
+                b.tmp,
+                f"sqlite-{loop}",
+                with_envoy=False,
+            )
+            stacks.append(st)
+            servers.append(st)
+        plan = [
+            (UV_SERIES[0], echo_pid, echo_t, ECHO, echo_bytes),
+            (UV_SERIES[1], echo_uv.server.pid, f"127.0.0.1:{echo_uv.port}", ECHO, echo_bytes),
+        ]
+        for name, st in zip(UV_SERIES[2:], servers, strict=True):
+            plan.append(
+                (name, st.server.pid, f"127.0.0.1:{st.port}", PROCESS_LEAD, process_lead_bytes)
+            )
+        for _, _, target, method, make in plan:  # warm-up
+            asyncio.run(unary_load(target, method, make, b.meta, 8, 1))
+        for _ in range(b.repeats):
+            for name, pid, target, method, make in plan:
+                b.res.add(name, b.grpc(pid, target, method, make))
+    finally:
+        for st in stacks:
+            st.stop()
+
+
+def reuseport_phase(b: Bench) -> None:
+    """Echo at 32 in flight over REUSE_CHANNELS connections: one echo process against two
+    sharing one port (grpc.so_reuseport=1, bench only). One process per core: the first on the
+    server core, the second on the load generator's."""
+    print(f"so_reuseport: echo, 1 process vs 2 processes on one port ({REUSE_CHANNELS} channels)")
+    command = [sys.executable, str(BENCH / "echo_server.py"), "--reuseport"]
+    stacks: list[Stack] = []
+    try:
+        one = Stack(command, b.env, b.tmp, "echo-1proc", with_envoy=False, port_arg=True)
+        stacks.append(one)
+        port = free_port()
+        two = []
+        for i in range(2):
+            st = Stack(
+                command,
+                b.env,
+                b.tmp,
+                f"echo-2proc-{i}",
+                with_envoy=False,
+                port_arg=True,
+                port=port,
+                pin=(SERVER_PIN, CLIENT_PIN)[i] or None,
+            )
+            stacks.append(st)
+            two.append(st)
+        time.sleep(0.5)
+        if any(st.server.poll() is not None for st in two):
+            raise SystemExit("so_reuseport: a second echo process could not share the port")
+        probes = {"load generator": own_cpu, "machine": busy_cores}
+        plan = [
+            (REUSE_ONE, [one.server.pid], f"127.0.0.1:{one.port}"),
+            (REUSE_TWO, [st.server.pid for st in two], f"127.0.0.1:{port}"),
+        ]
+        for _, _, target in plan:
+            asyncio.run(unary_load(target, ECHO, echo_bytes, b.meta, 8, 1, REUSE_CHANNELS))
+        for _ in range(b.repeats):
+            for name, pids, target in plan:
+                b.res.add(name, b.grpc(pids, target, ECHO, echo_bytes, REUSE_CHANNELS, probes))
+        b.res.pinning["reuseport"] = (
+            f"the single process on core {SERVER_CORE}; of the two, one on core {SERVER_CORE} and"
+            f" one on core {CLIENT_CORE}, the core of the load generator"
+            if CLIENT_CORE is not None
+            else "no pinning (one core)"
+        )
+    finally:
+        for st in stacks:
+            st.stop()
+
+
+def scaleout_phase(b: Bench, pg: Stack, pg_url: str) -> None:
+    """ProcessLead over REST through Envoy on PostgreSQL: `pg` alone behind its Envoy, against
+    `pg` and a second `ccl serve` on the same database behind another Envoy of the same
+    template, interleaved."""
+    import psycopg2
+
+    print("scale-out: ProcessLead REST on PostgreSQL, 1 vs 2 ccl serve processes behind Envoy")
+    second = Stack(
+        [CCL, "serve"],
+        {**b.env, "DATABASE_URL": pg_url},
+        b.tmp,
+        "pg-2",
+        with_envoy=False,
+        pin=CLIENT_PIN or None,
+    )
+    # Two Envoys of the same template, both started now that the servers answer (a host found
+    # unhealthy before it listened is checked again only after Envoy's no-traffic interval).
+    proxy_one, http_one, admin_one = start_envoy(b.tmp, "pg-1proc", [pg.port])
+    proxy, http_port, admin_port = start_envoy(b.tmp, "pg-2proc", [pg.port, second.port])
+    conn = psycopg2.connect(pg_url)
+    conn.autocommit = True
+
+    def commits() -> float:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            )
+            row = cur.fetchone()
+        return float(row[0]) if row else float("nan")
+
+    try:
+        wait_envoy_healthy(admin_port, [pg.port, second.port])
+        wait_envoy_healthy(admin_one, [pg.port])
+        wait_http(http_one, "/api/leads/process", rest_body(IDS.take()), b.key)
+        wait_http(http_port, "/api/leads/process", rest_body(IDS.take()), b.key)
+        asyncio.run(
+            unary_load(f"127.0.0.1:{second.port}", PROCESS_LEAD, process_lead_bytes, b.meta, 8, 2)
+        )
+        time.sleep(1)
+        procs = {"1 of 2": pg.server.pid, "2 of 2": second.server.pid}
+        before = {k: cpu_seconds(v) for k, v in procs.items()}
+        t0 = time.perf_counter()
+        time.sleep(2)
+        wall = time.perf_counter() - t0
+        for k, v in procs.items():
+            b.res.idle_cpu[k] = (cpu_seconds(v) - before[k]) / wall
+        common = {"postgres": postgres_cpu, "machine": busy_cores, "commits": commits}
+        envoy_one, envoy_two = proxy_one.pid, proxy.pid
+        for _ in range(b.repeats):
+            b.res.add(
+                SCALE_ONE,
+                b.rest(
+                    [pg.server.pid],
+                    http_one,
+                    {**common, "envoy": lambda: cpu_seconds(envoy_one)},
+                ),
+            )
+            b.res.add(
+                SCALE_TWO,
+                b.rest(
+                    [pg.server.pid, second.server.pid],
+                    http_port,
+                    {**common, "envoy": lambda: cpu_seconds(envoy_two)},
+                ),
+            )
+        b.res.pinning["scaleout"] = (
+            f"the first ccl serve on core {SERVER_CORE} (as in every series), the second on core"
+            f" {CLIENT_CORE}, the core wrk runs on; Envoy and PostgreSQL unpinned"
+            if CLIENT_CORE is not None
+            else "no pinning (one core)"
+        )
+    finally:
+        conn.close()
+        for process in (proxy_one, proxy):
+            process.terminate()
+        second.stop()
+        for process in (proxy_one, proxy):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(20)
 
 
 def main() -> int:
@@ -637,13 +1005,38 @@ def main() -> int:
         "--database-url", default=None, help="alias of --postgres-url (older BENCH_ARGS)"
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated parts to run, of: core (the issue's figures), uvloop, reuseport,"
+        " scaleout (default: all); with --output, e.g. to try the new series alone",
+    )
+    parser.add_argument("--no-uvloop", action="store_true", help="skip the uvloop series")
+    parser.add_argument(
+        "--no-reuseport", action="store_true", help="skip the so_reuseport echo series"
+    )
+    parser.add_argument(
+        "--no-scaleout", action="store_true", help="skip the 2-process scale-out (PostgreSQL)"
+    )
+    parser.add_argument(
+        "--extra-seconds",
+        type=float,
+        default=None,
+        help="length of one run of the uvloop, reuseport and scale-out series (default 3)",
+    )
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     parser.add_argument("--write", action="store_true", help="write docs/ even with --quick")
     parser.add_argument("--output", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     parser.add_argument("--plot", default=str(ROOT / "docs" / "benchmarks-latency.png"))
     args = parser.parse_args()
+    parts = set(PARTS) if not args.only else {x.strip() for x in args.only.split(",") if x}
+    if parts - set(PARTS):
+        parser.error(f"--only: unknown {sorted(parts - set(PARTS))}; parts are {', '.join(PARTS)}")
+    parts -= {x for x in PARTS if getattr(args, f"no_{x}", False)}
+    core = "core" in parts
     repeats = args.repeats or (1 if args.quick else 3)
+    extra_seconds = args.extra_seconds or (2.0 if args.quick else 3.0)
     seconds = args.seconds or (2.0 if args.quick else 5.0)
     import_leads = args.import_leads or (2_000 if args.quick else 100_000)
     import_seconds = args.import_seconds or (10.0 if args.quick else 20.0)
@@ -667,6 +1060,11 @@ def main() -> int:
     res.notes.append(
         "REST load generator: " + ("wrk (1 thread)" if wrk else "httpx fallback (wrk absent)")
     )
+    if parts - {"core"}:
+        res.notes.append(
+            f"uvloop, so_reuseport and scale-out series: runs of {extra_seconds:g} s"
+            " (--extra-seconds)"
+        )
     key = "bench-" + secrets.token_urlsafe(24)
     meta = (("authorization", f"Bearer {key}"),)
 
@@ -688,53 +1086,34 @@ def main() -> int:
             services=["bench.echo.v1.EchoService"],
         )
         stacks = [echo]
-        try:
-            lite = Stack(
-                [CCL, "serve", "--migrate"],
-                {**env, "DATABASE_URL": f"sqlite:///{tmp}/bench.db"},
-                tmp,
-                "sqlite",
-            )
-            stacks.append(lite)
-            time.sleep(2)
-            res.rss_mb = rss_mb(lite.server.pid)
-            print(f"idle RSS of ccl serve after start-up: {res.rss_mb:.1f} MB")
-            echo_t, lite_t = f"127.0.0.1:{echo.port}", f"127.0.0.1:{lite.port}"
-            wait_http(echo.http_port, "/bench/echo", '{"text":"hi"}', key)
-            wait_http(
-                lite.http_port,
-                "/api/leads/process",
-                rest_body(IDS.take()),
-                key,
+        echo_t = f"127.0.0.1:{echo.port}"
+        pids: dict[str | int, int] = {echo_t: echo.server.pid, echo.http_port: echo.server.pid}
+
+        def grpc_run(target: str, method: str, make: Callable[[int], bytes], c: int) -> Run:
+            return measured(
+                pids[target],
+                lambda: asyncio.run(unary_load(target, method, make, meta, c, seconds)),
             )
 
-            pids = {echo_t: echo.server.pid, lite_t: lite.server.pid}
-            pids |= {echo.http_port: echo.server.pid, lite.http_port: lite.server.pid}
+        def stream_run(target: str, method: str, make: Callable[[int], bytes]) -> Run:
+            return measured(
+                pids[target],
+                lambda: asyncio.run(
+                    stream_load(target, method, make, meta, import_leads, import_seconds)
+                ),
+            )
 
-            def grpc_run(target: str, method: str, make: Callable[[int], bytes], c: int) -> Run:
+        def http_run(port: int, path: str, body: str) -> Run:
+            if wrk:
                 return measured(
-                    pids[target],
-                    lambda: asyncio.run(unary_load(target, method, make, meta, c, seconds)),
+                    pids[port], lambda: wrk_load(port, path, body, key, 32, seconds, tmp)
                 )
+            return measured(
+                pids[port],
+                lambda: asyncio.run(httpx_load(port, path, body, key, 32, seconds)),
+            )
 
-            def stream_run(target: str, method: str, make: Callable[[int], bytes]) -> Run:
-                return measured(
-                    pids[target],
-                    lambda: asyncio.run(
-                        stream_load(target, method, make, meta, import_leads, import_seconds)
-                    ),
-                )
-
-            def http_run(port: int, path: str, body: str) -> Run:
-                if wrk:
-                    return measured(
-                        pids[port], lambda: wrk_load(port, path, body, key, 32, seconds, tmp)
-                    )
-                return measured(
-                    pids[port],
-                    lambda: asyncio.run(httpx_load(port, path, body, key, 32, seconds)),
-                )
-
+        def core_sqlite(lite: Stack, lite_t: str) -> None:
             print("warm-up")
             asyncio.run(unary_load(echo_t, ECHO, echo_bytes, meta, 8, 1))
             asyncio.run(unary_load(lite_t, PROCESS_LEAD, process_lead_bytes, meta, 8, 2))
@@ -776,9 +1155,55 @@ def main() -> int:
                         ),
                         gil,
                     )
-            lite.stop()
-            stacks.remove(lite)
-            if not args.no_postgres:
+
+        def core_postgres(pg_t: str) -> None:
+            for _ in range(repeats):
+                res.add("echo unary c=32 (pg phase)", grpc_run(echo_t, ECHO, echo_bytes, 32))
+                res.add(
+                    "ProcessLead pg c=32",
+                    grpc_run(pg_t, PROCESS_LEAD, process_lead_bytes, 32),
+                )
+            for _ in range(repeats):
+                res.add(
+                    "echo client-stream (pg phase)",
+                    stream_run(echo_t, ECHO_STREAM, echo_bytes),
+                )
+                res.add("ImportLeads pg", stream_run(pg_t, IMPORT_LEADS, import_bytes))
+
+        bench = Bench(res, env, tmp, key, meta, repeats, extra_seconds, wrk)
+        try:
+            wait_http(echo.http_port, "/bench/echo", '{"text":"hi"}', key)
+            if core:
+                lite = Stack(
+                    [CCL, "serve", "--migrate"],
+                    {**env, "DATABASE_URL": f"sqlite:///{tmp}/bench.db"},
+                    tmp,
+                    "sqlite",
+                )
+                stacks.append(lite)
+                time.sleep(2)
+                res.rss_mb = rss_mb(lite.server.pid)
+                print(f"idle RSS of ccl serve after start-up: {res.rss_mb:.1f} MB")
+                lite_t = f"127.0.0.1:{lite.port}"
+                wait_http(
+                    lite.http_port,
+                    "/api/leads/process",
+                    rest_body(IDS.take()),
+                    key,
+                )
+                pids[lite_t] = lite.server.pid
+                pids[lite.http_port] = lite.server.pid
+                core_sqlite(lite, lite_t)
+                lite.stop()
+                stacks.remove(lite)
+            if "uvloop" in parts:
+                uvloop_phase(bench, echo_t, echo.server.pid)
+            if "reuseport" in parts:
+                reuseport_phase(bench)
+            if args.no_postgres and "scaleout" in parts:
+                res.notes.append("scale-out not measured: it needs PostgreSQL (--no-postgres)")
+                print("--no-postgres: no scale-out figure (it runs on PostgreSQL)")
+            if not args.no_postgres and ({"core", "scaleout"} & parts):
                 with postgres_database(pg_admin) as pg_url:
                     if pg_url:
                         pg = Stack(
@@ -789,20 +1214,10 @@ def main() -> int:
                         pids[pg_t] = pg.server.pid
                         print("PostgreSQL")
                         asyncio.run(unary_load(pg_t, PROCESS_LEAD, process_lead_bytes, meta, 8, 2))
-                        for _ in range(repeats):
-                            res.add(
-                                "echo unary c=32 (pg phase)", grpc_run(echo_t, ECHO, echo_bytes, 32)
-                            )
-                            res.add(
-                                "ProcessLead pg c=32",
-                                grpc_run(pg_t, PROCESS_LEAD, process_lead_bytes, 32),
-                            )
-                        for _ in range(repeats):
-                            res.add(
-                                "echo client-stream (pg phase)",
-                                stream_run(echo_t, ECHO_STREAM, echo_bytes),
-                            )
-                            res.add("ImportLeads pg", stream_run(pg_t, IMPORT_LEADS, import_bytes))
+                        if core:
+                            core_postgres(pg_t)
+                        if "scaleout" in parts:
+                            scaleout_phase(bench, pg, pg_url)
                         pg.stop()
                         stacks.remove(pg)
         finally:
@@ -813,8 +1228,15 @@ def main() -> int:
     table = build_table(res)
     print()
     print(render_text(table))
+    extra = extra_sections(res)
+    if extra:
+        print()
+        print("\n".join(extra))
     print(f"\n{elapsed / 60:.1f} min")
-    if not args.no_write and (args.write or not args.quick):
+    default_output = args.output == parser.get_default("output")
+    if args.only and default_output and not args.write:
+        print(f"--only: partial run, {args.output} left alone (give --output, or --write)")
+    elif not args.no_write and (args.write or not args.quick):
         plot(res, Path(args.plot))
         Path(args.output).write_text(
             render_markdown(
@@ -890,6 +1312,8 @@ def build_table(res: Results) -> list[Row]:
     if pl:
         tail = pl.med("p99_ms") / pl.med("p50_ms")
         rows.append(Row("  its p99 / p50", f"{tail:.2f}", "", float("nan"), "≤ 2", tail <= 2))
+    if get(UV_SERIES[3]):
+        rate_row("  the same on uvloop (server and echo)", UV_SERIES[3], UV_SERIES[1], 0.50)
     rate_row("the same through Envoy REST", "ProcessLead REST sqlite c=32", "echo REST c=32", 0.45)
     rate_row("the same on PostgreSQL", "ProcessLead pg c=32", "echo unary c=32 (pg phase)", 0.35)
     one = get("ProcessLead sqlite c=1")
@@ -909,14 +1333,15 @@ def build_table(res: Results) -> list[Row]:
     rate_row(
         "ImportLeads, PostgreSQL (msg/s)", "ImportLeads pg", "echo client-stream (pg phase)", 0.40
     )
+    measured_rss = res.rss_mb == res.rss_mb
     rows.append(
         Row(
             "idle server RSS after start-up",
-            f"{res.rss_mb:.1f} MB",
+            f"{res.rss_mb:.1f} MB" if measured_rss else "not measured",
             "",
             float("nan"),
             "≤ 70 MB",
-            res.rss_mb <= 70,
+            res.rss_mb <= 70 if measured_rss else None,
         )
     )
     return rows
@@ -1040,6 +1465,254 @@ def reading(res: Results) -> list[str]:
     return ["## Reading", "", text, ""]
 
 
+def _md_table(head: tuple[str, ...], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    return out + ["| " + " | ".join(r) + " |" for r in rows] + [""]
+
+
+def _pcts(values: list[float]) -> str:
+    return " + ".join(f"{v:.0%}" for v in values)
+
+
+def extra_sections(res: Results) -> list[str]:
+    return uvloop_section(res) + reuseport_section(res) + scaleout_section(res)
+
+
+def uvloop_section(res: Results) -> list[str]:
+    figs = [res.figures.get(n) for n in UV_SERIES]
+    if not all(f and f.runs for f in figs):
+        return []
+    e_a, e_u, p_a, p_u = (f for f in figs if f)
+    head = ("series", "event loop", "rate/s", "p50 ms", "p99 ms", "server CPU ms per request")
+    rows = [
+        [
+            name,
+            loop,
+            f"{f.med('rate'):,.1f}",
+            _ms(f.med("p50_ms")),
+            _ms(f.med("p99_ms")),
+            f"{f.med('cpu_ms'):.3f}",
+        ]
+        for name, loop, f in (
+            ("echo unary c=32", "asyncio", e_a),
+            ("echo unary c=32", "uvloop", e_u),
+            ("ProcessLead SQLite c=32", "asyncio", p_a),
+            ("ProcessLead SQLite c=32", "uvloop", p_u),
+        )
+    ]
+    echo_gain = e_u.med("rate") / e_a.med("rate")
+    lead_gain = p_u.med("rate") / p_a.med("rate")
+    lead_cpu = p_u.med("cpu_ms") / p_a.med("cpu_ms")
+    rates = [[r.rate for r in f.runs] for f in (p_a, p_u)]
+    spread = max((max(x) - min(x)) / statistics.median(x) for x in rates)
+    noise = max(spread, 0.05)
+    if p_u.errors:
+        verdict = f"uvloop had {p_u.errors} failed ProcessLead calls: keep asyncio."
+    elif len(p_u.runs) < 3:
+        verdict = f"With {len(p_u.runs)} run(s) per series this is no verdict on ProcessLead."
+    elif abs(lead_gain - 1) <= noise:
+        verdict = (
+            f"ProcessLead's rate moved {lead_gain - 1:+.1%}, within the noise of this comparison"
+            f" (the runs of one series spread by up to {spread:.0%}; 5% at least): the event"
+            " loop is not where ProcessLead's time goes."
+        )
+    elif lead_gain > 1:
+        verdict = (
+            f"ProcessLead ran {lead_gain - 1:.1%} faster on uvloop, more than the runs of one"
+            f" series spread ({spread:.0%}): uvloop pays here."
+        )
+    else:
+        verdict = (
+            f"ProcessLead ran {1 - lead_gain:.1%} slower on uvloop, more than the runs of one"
+            f" series spread ({spread:.0%}): keep asyncio."
+        )
+    text = (
+        f"Each figure is the median of {len(p_u.runs)} interleaved runs at 32 in flight over"
+        " direct gRPC, servers on the server core, no Envoy; both `ccl serve` processes"
+        " (`CCL_EVENT_LOOP=asyncio` and `uvloop`) started on fresh SQLite databases in this"
+        " phase, the echo on uvloop is `bench/echo_server.py --uvloop`. On uvloop the echo"
+        f" rate was {echo_gain:.2f} x asyncio's ({e_a.med('cpu_ms'):.3f} to"
+        f" {e_u.med('cpu_ms'):.3f} ms of server CPU per call) and ProcessLead's"
+        f" {lead_gain:.2f} x ({p_a.med('cpu_ms'):.2f} to {p_u.med('cpu_ms'):.2f} ms per lead,"
+        f" {lead_cpu:.2f} x). ProcessLead / echo: {p_a.med('rate') / e_a.med('rate'):.3f} on"
+        f" asyncio, {p_u.med('rate') / e_u.med('rate'):.3f} on uvloop. {verdict}"
+    )
+    return ["## Event loop: asyncio and uvloop", "", *_md_table(head, rows), text, ""]
+
+
+def reuseport_section(res: Results) -> list[str]:
+    one, two = res.figures.get(REUSE_ONE), res.figures.get(REUSE_TWO)
+    if not one or not two or not one.runs or not two.runs:
+        return []
+    head = ("echo processes", "rate/s", "p50 ms", "p99 ms", "CPU per echo process")
+    head += ("load generator CPU", "machine busy (cores)")
+    rows = [
+        [
+            str(n),
+            f"{f.med('rate'):,.1f}",
+            _ms(f.med("p50_ms")),
+            _ms(f.med("p99_ms")),
+            _pcts(f.med_procs()),
+            f"{f.med_extra('load generator'):.0%}",
+            f"{f.med_extra('machine'):.2f} of {len(_cores)}",
+        ]
+        for n, f in ((1, one), (2, two))
+    ]
+    gain = two.med("rate") / one.med("rate")
+    client = two.med_extra("load generator")
+    procs = two.med_procs()
+    busy = two.med_extra("machine")
+    text = (
+        f"Two echo processes sharing one port with `grpc.so_reuseport=1` (a bench-only flag of"
+        " `bench/echo_server.py`; the product keeps 0, so a taken port is an error) served"
+        f" {two.med('rate'):,.0f} calls/s against {one.med('rate'):,.0f} for one process with"
+        f" the same option and load: {gain:.2f} x. The load is one Python grpc.aio process with"
+        f" {REUSE_CHANNELS} channels (one connection each, which the kernel spreads over the"
+        f" listening processes) and 32 calls in flight; {res.pinning.get('reuseport', '')}."
+        f" With two processes they used {_pcts(procs)} of a core and the load generator"
+        f" {client:.0%}; the machine was busy {busy:.2f} of its {len(_cores)} cores."
+    )
+    if client >= 0.85:
+        text += (
+            " The load generator is at its core's limit, so the echo figure is bound by the"
+            " client, and a second server process cannot show more than the client sends."
+        )
+    elif busy >= 0.85 * len(_cores):
+        text += (
+            " The machine's cores are nearly all busy: a second server process competes with"
+            " the load generator for them."
+        )
+    if procs and min(procs) < 0.05:
+        text += (
+            " One process got (nearly) no connection: the kernel gives each of the"
+            f" {REUSE_CHANNELS} connections to one process by a hash, and here they landed on"
+            " one; the median over runs with new connections each time evens this out only"
+            " partly."
+        )
+    elif procs and min(procs) < 0.5 * max(procs):
+        text += (
+            f" The two processes' shares were uneven ({_pcts(procs)}): the kernel gives each of"
+            f" the {REUSE_CHANNELS} connections to one process, and the second process shares its"
+            " core with the load generator."
+        )
+    return [
+        "## Several processes on one port (so_reuseport, echo only)",
+        "",
+        *_md_table(head, rows),
+        text,
+        "",
+    ]
+
+
+def scaleout_section(res: Results) -> list[str]:
+    one, two = res.figures.get(SCALE_ONE), res.figures.get(SCALE_TWO)
+    if not one or not two or not one.runs or not two.runs:
+        return []
+    cores = len(_cores)
+    head = ("ccl serve processes", "leads/s", "p50 ms", "p99 ms", "CPU per ccl serve process")
+    head += ("ccl serve CPU ms per lead", "Envoy CPU", "PostgreSQL CPU", "wrk CPU")
+    head += ("machine busy (cores)", "commits/s (per lead)", "errors")
+    rows = []
+    for n, f in ((1, one), (2, two)):
+        rate = f.med("rate")
+        commits = f.med_extra("commits")
+        rows.append(
+            [
+                str(n),
+                f"{rate:,.1f}",
+                _ms(f.med("p50_ms")),
+                _ms(f.med("p99_ms")),
+                _pcts(f.med_procs()),
+                f"{f.med('cpu_ms'):.2f}",
+                f"{f.med_extra('envoy'):.0%}",
+                f"{f.med_extra('postgres'):.0%}",
+                f"{f.med_extra('load generator'):.0%}",
+                f"{f.med_extra('machine'):.2f} of {cores}",
+                f"{commits:,.0f} ({commits / rate:.2f})" if rate else "",
+                str(f.errors),
+            ]
+        )
+    r1, r2 = one.med("rate"), two.med("rate")
+    procs = two.med_procs()
+    busy, envoy_cpu = two.med_extra("machine"), two.med_extra("envoy")
+    pg_cpu, client = two.med_extra("postgres"), two.med_extra("load generator")
+    per_lead = {  # ms of CPU per lead, with two processes
+        "the ccl serve processes": two.med("cpu_ms"),
+        "Envoy": envoy_cpu * 1000 / r2,
+        "PostgreSQL": pg_cpu * 1000 / r2,
+        "wrk": client * 1000 / r2,
+    }
+    busy_one = one.med_extra("machine")
+    c1, c2 = one.med_extra("commits") / r1, two.med_extra("commits") / r2
+    text = [
+        f"`ProcessLead` over REST through one Envoy (the product's template, round robin over"
+        f" its upstreams), 32 wrk connections, PostgreSQL: {r2:,.1f} leads/s with two `ccl serve`"
+        f" processes on the same database against {r1:,.1f} with one, {r2 / r1:.2f} x (2 x would"
+        f" be linear). Medians of {len(two.runs)} interleaved runs of each; pinning:"
+        f" {res.pinning.get('scaleout', '')}. With two processes they used {_pcts(procs)} of a"
+        f" core, Envoy {envoy_cpu:.0%}, PostgreSQL {pg_cpu:.0%}, wrk {client:.0%}: the machine"
+        f" was busy {busy:.2f} of its {cores} cores ({busy / cores:.0%}).",
+        "",
+        "Per lead, with two processes: "
+        + ", ".join(f"{k} {v:.2f} ms of CPU" for k, v in per_lead.items())
+        + f"; {c2:.2f} PostgreSQL commits (group commit shares them between the leads of a"
+        f" batch). With one process: {one.med('cpu_ms'):.2f} ms of ccl serve CPU and {c1:.2f}"
+        " commits per lead.",
+    ]
+    if c2 > 1.1 * c1 and two.med("cpu_ms") > 1.1 * one.med("cpu_ms"):
+        text[-1] += (
+            f" Two processes cost more per lead ({one.med('cpu_ms'):.2f} to"
+            f" {two.med('cpu_ms'):.2f} ms, {c1:.2f} to {c2:.2f} commits): each process batches"
+            " only the leads it receives, so with the load split in two its group-commit"
+            " batches are smaller and each commit is shared by fewer leads."
+        )
+    if busy >= 0.85 * cores:
+        limit = (
+            f"The limit on this machine is its {cores} cores: they were {busy / cores:.0%} busy"
+            f" with two processes ({busy_one / cores:.0%} already with one: ccl serve"
+            f" {one.med('server_cpu'):.0%}, PostgreSQL {one.med_extra('postgres'):.0%}, Envoy"
+            f" {one.med_extra('envoy'):.0%} of a core), shared by the server processes with"
+            " Envoy, PostgreSQL and the load generator, so another process takes CPU from them"
+            " rather than adding rate."
+        )
+    elif procs and max(procs) >= 0.85:
+        limit = (
+            "The next limit is the server processes' own CPU: a process is near a full core,"
+            " so the rate grows only with more processes on more cores."
+        )
+    else:
+        limit = (
+            f"Neither the cores ({busy / cores:.0%} busy) nor any process (at most"
+            f" {max(procs, default=0):.0%} of a core) was saturated: the rate is bounded by"
+            f" latency (p50 {two.med('p50_ms'):.1f} ms with 32 in flight), i.e. by the waits"
+            " for commits and the group-commit batches, not by CPU."
+        )
+    outside = {k: v for k, v in per_lead.items() if k in ("Envoy", "PostgreSQL")}
+    first = max(outside, key=lambda k: outside[k])
+    limit += (
+        f" Past this machine, with a core per replica, the shared parts set the ceiling:"
+        f" {first} costs the most per lead ({outside[first]:.2f} ms of CPU, about"
+        f" {1000 / outside[first]:,.0f} leads/s per core it is given) and would saturate first;"
+        f" {two.med_extra('commits'):,.0f} commits/s is the PostgreSQL commit rate at this load."
+    )
+    idle = res.idle_cpu
+    if idle:
+        limit += (
+            " The outbox workers do no delivery work here (no dealers are seeded, so no lead"
+            " is routed); idle, each process's background workers used"
+            f" {' + '.join(f'{v:.1%}' for v in idle.values())} of a core, so they were no limit"
+            " in this figure."
+        )
+    text += ["", limit]
+    return [
+        "## Scale-out (PostgreSQL, 1 and 2 processes behind Envoy)",
+        "",
+        *_md_table(head, rows),
+        *text,
+        "",
+    ]
+
+
 def render_markdown(
     res: Results,
     rows: list[Row],
@@ -1074,7 +1747,11 @@ def render_markdown(
     out += ["|---" * len(SERIES_COLUMNS) + "|"]
     for name, fig in res.figures.items():
         cells = [name, str(len(fig.runs)), f"{fig.med('rate'):,.1f}", _ms(fig.med("p50_ms"))]
-        cells += [_ms(fig.med("p99_ms")), f"{fig.med('server_cpu'):.0%}"]
+        procs = fig.med_procs()
+        cpu = f"{fig.med('server_cpu'):.0%}"
+        if len(procs) > 1:
+            cpu += " (" + " + ".join(f"{x:.0%}" for x in procs) + ")"
+        cells += [_ms(fig.med("p99_ms")), cpu]
         cells += [f"{fig.med('cpu_ms'):.3f}", str(fig.errors)]
         out.append("| " + " | ".join(cells) + " |")
     out += ["", "## Latency against concurrency", ""]
@@ -1087,6 +1764,7 @@ def render_markdown(
                 out.append(f"| `{name}` | {'' if own != own else f'{own:.1%}'} | {incl:.1%} |")
             out.append("")
     out += reading(res)
+    out += extra_sections(res)
     out += [changes]
     return "\n".join(out)
 
@@ -1112,7 +1790,8 @@ def plot(res: Results, path: Path) -> None:
     ax.set_ylabel("latency (ms, log)")
     ax.set_title("ProcessLead (SQLite) and echo unary latency, before optimisation")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -24,13 +24,13 @@ def _settings() -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from server.logs import configure_logging
-    from server.main import serve
+    from server.main import run, serve
 
     settings = _settings()
     if args.port is not None:
         settings.grpc_port = args.port
     configure_logging(settings.log_level)
-    asyncio.run(serve(settings, migrate_first=args.migrate))
+    run(serve(settings, migrate_first=args.migrate), settings.event_loop)
     return 0
 
 

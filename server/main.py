@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from server.app import build_application
 from server.logs import install_url_redaction
@@ -16,6 +17,23 @@ from server.storage.migrate import apply_migrations, pending_migrations
 from server.transport.server import create_server
 
 log = logging.getLogger("ccl.server")
+T = TypeVar("T")
+
+
+def run(main: Coroutine[Any, Any, T], event_loop: str = "asyncio") -> T:
+    """`asyncio.run(main)` on the event loop `settings.event_loop` names: the standard
+    library's, or uvloop's (an error if uvloop is not installed)."""
+    if event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            main.close()
+            raise SystemExit(
+                "CCL_EVENT_LOOP=uvloop but uvloop is not installed (pip install uvloop)"
+            ) from None
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(main)
+    return asyncio.run(main)
 
 
 async def serve(

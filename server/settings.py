@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -88,6 +89,13 @@ class Settings(BaseSettings):
         ),
     )
     log_level: str = Field(default="INFO", description="Log level.")
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        default="asyncio",
+        description=(
+            "Event loop of `ccl serve`: asyncio (the standard library's) or uvloop (needs the "
+            "uvloop package; `make bench` measures both)."
+        ),
+    )
     flexpath_base_url: str = Field(
         default="https://api.flexpath.example/",
         description="FlexPath credit API base URL (see docs/flexpath.md).",

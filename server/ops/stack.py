@@ -20,7 +20,7 @@ from server import app as app_module
 from server.domain.principal import Role
 from server.errors import UnauthenticatedError
 from server.logs import configure_logging
-from server.main import serve
+from server.main import run, serve
 from server.ops import envoy
 from server.redact import redact_url
 from server.settings import Settings
@@ -145,7 +145,7 @@ def run_stack(settings: Settings) -> int:
         print(banner(settings, grpc_port, admin_key), flush=True)
 
     try:
-        asyncio.run(serve(settings, on_started=started))
+        run(serve(settings, on_started=started), settings.event_loop)
     finally:
         for process in processes:
             if process.poll() is None:

@@ -207,6 +207,9 @@ def _wrap(
 class _AroundInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     request_timeout: float | None = None  # set on the one that reads the requests (`_wrap`)
 
+    def __init__(self) -> None:
+        self._wrapped: dict[str, tuple[Any, grpc.RpcMethodHandler[Any, Any]]] = {}
+
     def around(self, method: str, context: Context) -> Any:
         raise NotImplementedError
 
@@ -220,9 +223,18 @@ class _AroundInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        return _wrap(
-            handler, handler_call_details.method, self.around, request_timeout=self.request_timeout
-        )
+        # The wrapped handler of a method is built once, not per call (issue 9: four
+        # interceptors rebuilt theirs on every RPC). The cache holds the handler it wrapped,
+        # so a different handler for the same method is wrapped anew.
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is None or cached[0] is not handler:
+            cached = (
+                handler,
+                _wrap(handler, method, self.around, request_timeout=self.request_timeout),
+            )
+            self._wrapped[method] = cached
+        return cached[1]
 
 
 class LoggingInterceptor(_AroundInterceptor):
@@ -351,6 +363,7 @@ class AuthInterceptor(_AroundInterceptor):
     """Authenticates the API key and checks the caller's role against the method's policy."""
 
     def __init__(self, api_keys: ApiKeyService) -> None:
+        super().__init__()
         self._api_keys = api_keys
 
     @asynccontextmanager
@@ -379,6 +392,7 @@ class RequestInterceptor(_AroundInterceptor):
     message: UNIMPLEMENTED (REQUEST_CARDINALITY_VIOLATION). Streaming requests may idle."""
 
     def __init__(self, request_timeout: float) -> None:
+        super().__init__()
         self.request_timeout = request_timeout
 
     def around(self, method: str, context: Context) -> AbstractAsyncContextManager[None]:

@@ -75,6 +75,8 @@ def request_fingerprint(lead: LeadInput) -> str:
 def _plain(value: object) -> object:
     """What `dataclasses.asdict` gives for JSON: dataclasses as dicts of their fields,
     recursively (tuples become lists, which JSON writes the same way)."""
+    if isinstance(value, _LEAVES) or value is None:
+        return value
     names = _FIELD_NAMES.get(type(value))
     if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
         names = _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
@@ -88,6 +90,7 @@ def _plain(value: object) -> object:
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_LEAVES = (str, int, float, bool, dt.date)  # as they are (a date is written by `default=str`)
 
 
 def dealer_of(principal: Principal) -> str | None:
