@@ -1,0 +1,632 @@
+"""Email templates: sandboxed Jinja2 compiled and checked at save time, rendered with the
+CAN-SPAM footer at send time, and the FCRA/ECOA adverse-action notice.
+
+Templates are written by staff but render values a lead typed (a first name), and run inside the
+server, so the language is cut down to what a marketing email needs, and every render is bounded:
+
+- `ImmutableSandboxedEnvironment`: no `_`-prefixed attributes, no mutation of lists or dicts.
+  On top of that only a few `str` methods are reachable (`_STR_METHODS`), and nothing of any
+  other type (the variables are plain strings), so `''.__class__.__mro__` and friends fail.
+- Only the filters in `_FILTERS` (none that can blow a small value up: no `center`, `indent`,
+  `format`, `join`, `replace`, `wordwrap`, `safe`) and one global, a `range` capped like Jinja's.
+- No macros, call blocks, imports, includes, extends or recursive loops (rejected when compiled):
+  without them there is no recursion, so work grows only through loops and operators.
+- `*`, `**`, `%` and `+` are checked before they run (a string or list may not grow past
+  `MAX_VALUE_CHARS`, an integer past `MAX_INT_BITS`; `%` only on numbers; small exponents),
+  and every `~` after (so a value at most doubles past the cap before it is refused).
+- Every loop iteration and filter call spends one step of `MAX_RENDER_STEPS` and checks a
+  wall-clock deadline (`RENDER_DEADLINE_SECONDS`); the output is streamed and may not pass
+  `MAX_RENDERED_CHARS`. Jinja's own sandbox caps `range` at `MAX_RANGE` (100,000) items, which
+  alone does not stop nested loops: the step budget does.
+
+`StrictUndefined` makes an unknown variable an error, and `validate_template` renders every part
+against `sample_context()`, so a typo fails when the template is saved, not when it is sent.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import functools
+import hashlib
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import jinja2
+from jinja2 import nodes
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
+
+from server.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError
+
+MAX_NAME_CHARS = 200
+MAX_SUBJECT_SOURCE_CHARS = 1_000
+MAX_BODY_SOURCE_CHARS = 100_000
+# A rendered subject longer than this is an error (RFC 5322 allows 998 per header line, but
+# mail clients show about 60 and spam filters dislike long ones).
+MAX_SUBJECT_CHARS = 300
+MAX_RENDERED_CHARS = 500_000
+MAX_VALUE_CHARS = 100_000
+MAX_RENDER_STEPS = 100_000
+MAX_RANGE = 100_000
+MAX_EXPONENT = 64
+MAX_INT_BITS = 1_024
+RENDER_DEADLINE_SECONDS = 1.0
+TEMPLATE_CACHE_SIZE = 256
+
+TEMPLATE_INVALID = "TEMPLATE_INVALID"
+TEMPLATE_RENDER_FAILED = "TEMPLATE_RENDER_FAILED"
+
+# The variables a template may use; `RecipientContext.variables` gives exactly these.
+VARIABLES = (
+    "first_name",
+    "vehicle",
+    "vehicle_year",
+    "vehicle_make",
+    "vehicle_model",
+    "dealer_name",
+    "application_url",
+    "unsubscribe_url",
+    "company_name",
+    "company_address",
+)
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """A template as saved (the proto's `Template`: `html` is `html_body`, `text` is
+    `text_body`). `html` may be empty: the message is then text only."""
+
+    name: str
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class RecipientContext:
+    """What a template may say about one recipient, and the footer's sender details.
+    `vehicle_year` 0 and empty strings mean not known."""
+
+    first_name: str = field(repr=False)
+    vehicle_year: int
+    vehicle_make: str
+    vehicle_model: str
+    dealer_name: str
+    application_url: str
+    unsubscribe_url: str
+    company_name: str
+    company_address: str
+
+    @property
+    def vehicle(self) -> str:
+        """ "2021 Honda Civic", or whatever part of it is known."""
+        year = str(self.vehicle_year) if self.vehicle_year else ""
+        return " ".join(p for p in (year, self.vehicle_make, self.vehicle_model) if p)
+
+    def variables(self) -> dict[str, str]:
+        """The template's variables (`VARIABLES`), all strings."""
+        values = {k: v for k, v in asdict(self).items() if isinstance(v, str)}
+        values["vehicle_year"] = str(self.vehicle_year) if self.vehicle_year else ""
+        values["vehicle"] = self.vehicle
+        return values
+
+
+def sample_context() -> RecipientContext:
+    """A plausible recipient, used to check a template when it is saved."""
+    return RecipientContext(
+        first_name="Jordan",
+        vehicle_year=2021,
+        vehicle_make="Honda",
+        vehicle_model="Civic",
+        dealer_name="Sample Motors",
+        application_url="https://apply.example.com/resume/sample",
+        unsubscribe_url="https://apply.example.com/api/unsubscribe/sample",
+        company_name="Sample Lending LLC",
+        company_address="100 Main St, Springfield, IL 62701",
+    )
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """A message ready to send. `html` is empty for a text-only message."""
+
+    subject: str = field(repr=False)
+    html: str = field(repr=False)
+    text: str = field(repr=False)
+
+
+class _RenderLimitError(Exception):
+    """A render used more than its budget (steps, time, size) or a forbidden construct."""
+
+
+@dataclass
+class _Budget:
+    steps: int
+    deadline: float
+
+    def spend(self, n: int = 1) -> None:
+        self.steps -= n
+        if self.steps < 0:
+            raise _RenderLimitError("the template does too much work")
+        if time.monotonic() > self.deadline:
+            raise _RenderLimitError("the template took too long to render")
+
+
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar(
+    "template_budget", default=None
+)
+
+
+def _spend(n: int = 1) -> None:
+    budget = _BUDGET.get()
+    if budget is None:  # only reachable by calling a compiled template outside `_render`
+        raise _RenderLimitError("templates render only through CompiledTemplate")
+    budget.spend(n)
+
+
+def _guard_iter(value: Iterable[Any]) -> Iterator[Any]:
+    for item in value:
+        _spend()
+        yield item
+
+
+def _bounded_range(*args: int) -> Iterator[int]:
+    r = range(*args)
+    if len(r) > MAX_RANGE:
+        raise _RenderLimitError(f"range() is limited to {MAX_RANGE} items")
+    return _guard_iter(r)
+
+
+def _check_size(value: Any) -> Any:
+    if isinstance(value, str | list | tuple) and len(value) > MAX_VALUE_CHARS:
+        raise _RenderLimitError(f"a value may not exceed {MAX_VALUE_CHARS} characters")
+    return value
+
+
+def _metered(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _spend()
+        return _check_size(fn(*args, **kwargs))
+
+    return wrapper
+
+
+# Filters whose output is at most a small multiple of their input.
+_FILTER_NAMES = (
+    "abs capitalize count d default e escape first float int last length list lower max min "
+    "reverse round sort string striptags sum title trim truncate unique upper urlencode "
+    "wordcount"
+).split()
+_STR_METHODS = frozenset(
+    "capitalize casefold endswith isalnum isalpha isdigit islower isspace istitle isupper lower "
+    "lstrip rstrip startswith strip swapcase title upper".split()
+)
+_LOOP_ATTRIBUTES = frozenset(
+    "index index0 revindex revindex0 first last length previtem nextitem changed cycle".split()
+)
+_FORBIDDEN_NODES = (
+    nodes.Macro,
+    nodes.CallBlock,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.Include,
+    nodes.Extends,
+    nodes.Block,
+)
+
+
+class _MailSandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, str):
+            return attr in _STR_METHODS
+        return isinstance(obj, jinja2.runtime.LoopContext) and attr in _LOOP_ATTRIBUTES
+
+    def wrap_str_format(self, value: Any) -> None:
+        # Jinja hands out a sandboxed `str.format` before asking `is_safe_attribute`; a width
+        # field (`'{:999999999}'`) still builds a huge string, so `format` is simply not there.
+        return None
+
+    def call_binop(
+        self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
+    ) -> Any:
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(n, int):
+                    if len(seq) * max(n, 0) > MAX_VALUE_CHARS:
+                        raise _RenderLimitError("a repeated value would be too long")
+            if isinstance(left, int) and isinstance(right, int):
+                if left.bit_length() + right.bit_length() > MAX_INT_BITS:
+                    raise _RenderLimitError("numbers are limited in size")
+        elif operator == "**":
+            if not isinstance(right, int | float) or abs(right) > MAX_EXPONENT:
+                raise _RenderLimitError(f"exponents are limited to {MAX_EXPONENT}")
+            if isinstance(left, int) and left.bit_length() * abs(right) > MAX_INT_BITS:
+                raise _RenderLimitError("numbers are limited in size")
+        elif operator == "%":
+            if not (isinstance(left, int | float) and isinstance(right, int | float)):
+                raise _RenderLimitError("% is only for numbers")
+        result = super().call_binop(context, operator, left, right)
+        return _check_size(result)
+
+
+def _make_environment(*, autoescape: bool) -> _MailSandbox:
+    env = _MailSandbox(
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,
+        auto_reload=False,
+        cache_size=0,
+        keep_trailing_newline=True,
+    )
+    defaults = env.filters
+    env.filters = {name: _metered(defaults[name]) for name in _FILTER_NAMES}
+    env.filters["_ccl_iter"] = _guard_iter
+    env.filters["_ccl_size"] = _check_size
+    env.globals = {"range": _bounded_range}
+    return env
+
+
+_HTML_ENV = _make_environment(autoescape=True)
+_PLAIN_ENV = _make_environment(autoescape=False)
+
+
+def _instrument(tree: nodes.Template) -> None:
+    """Rejects what templates may not use, and routes every loop and `~` through the guards."""
+    for node in tree.find_all(_FORBIDDEN_NODES):
+        kind = type(node).__name__.lower()
+        raise jinja2.TemplateSyntaxError(f"{kind} is not allowed in email templates", node.lineno)
+    for loop in tree.find_all(nodes.For):
+        if loop.recursive:
+            raise jinja2.TemplateSyntaxError("recursive loops are not allowed", loop.lineno)
+        loop.iter = nodes.Filter(loop.iter, "_ccl_iter", [], [], None, None, lineno=loop.lineno)
+    # Wrap each `~` in place (its parent's fields are replaced; find_all yields before we edit).
+    for parent in list(tree.find_all(nodes.Node)):
+        for name, value in parent.iter_fields():
+            if isinstance(value, nodes.Concat):
+                setattr(parent, name, _sized(value))
+            elif isinstance(value, list):
+                setattr(
+                    parent,
+                    name,
+                    [_sized(v) if isinstance(v, nodes.Concat) else v for v in value],
+                )
+
+
+def _sized(node: nodes.Concat) -> nodes.Filter:
+    return nodes.Filter(node, "_ccl_size", [], [], None, None, lineno=node.lineno)
+
+
+def _compile_part(env: _MailSandbox, source: str) -> jinja2.Template:
+    tree = env.parse(source)
+    _instrument(tree)
+    return env.from_string(tree)
+
+
+def _render(template: jinja2.Template, variables: dict[str, str]) -> str:
+    token = _BUDGET.set(_Budget(MAX_RENDER_STEPS, time.monotonic() + RENDER_DEADLINE_SECONDS))
+    try:
+        out: list[str] = []
+        size = 0
+        for chunk in template.generate(variables):
+            size += len(chunk)
+            if size > MAX_RENDERED_CHARS:
+                raise _RenderLimitError(f"the output may not exceed {MAX_RENDERED_CHARS} chars")
+            _spend()
+            out.append(chunk)
+        return "".join(out)
+    finally:
+        _BUDGET.reset(token)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return f"line {exc.lineno}: {exc.message}"
+    if isinstance(exc, jinja2.UndefinedError):
+        return f"{exc.message}; the variables are: {', '.join(VARIABLES)}"
+    if isinstance(exc, SecurityError):
+        return "uses an attribute or function that templates may not use"
+    if isinstance(exc, _RenderLimitError):
+        return str(exc)
+    if isinstance(exc, RecursionError | MemoryError):
+        return "the template does too much work"
+    return f"does not render: {type(exc).__name__}"
+
+
+def _collapse(subject: str) -> str:
+    # One line: a header may not hold a line break (header injection), and runs of spaces go.
+    return " ".join(subject.split())
+
+
+def _footer_html(ctx: RecipientContext) -> Markup:
+    return Markup(
+        '\n<div class="ccl-footer" style="font-size:12px;color:#666">'
+        "<p>{company}<br>{address}</p>"
+        '<p><a href="{url}">Unsubscribe</a> from these emails.</p></div>\n'
+    ).format(company=ctx.company_name, address=ctx.company_address, url=ctx.unsubscribe_url)
+
+
+def _footer_text(ctx: RecipientContext) -> str:
+    return (
+        f"\n\n--\n{ctx.company_name}\n{ctx.company_address}\n"
+        f"Unsubscribe from these emails: {ctx.unsubscribe_url}\n"
+    )
+
+
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+
+
+def _with_html_footer(html: str, footer: Markup) -> str:
+    ends = list(_BODY_END.finditer(html))
+    if not ends:
+        return html + str(footer)
+    at = ends[-1].start()
+    return html[:at] + str(footer) + html[at:]
+
+
+@dataclass(frozen=True)
+class CompiledTemplate:
+    """A checked template, ready to render for any recipient."""
+
+    spec: TemplateSpec
+    digest: str
+    _subject: jinja2.Template = field(repr=False, compare=False)
+    _html: jinja2.Template | None = field(repr=False, compare=False)
+    _text: jinja2.Template = field(repr=False, compare=False)
+
+    def render(self, ctx: RecipientContext) -> RenderedEmail:
+        """The message for `ctx`, with the CAN-SPAM footer (sender's name and postal address,
+        unsubscribe link) appended to both parts whatever the template says. Raises
+        FailedPreconditionError (TEMPLATE_RENDER_FAILED) if a part fails for this recipient."""
+        variables = ctx.variables()
+        parts: dict[str, str] = {}
+        for name, template in (("subject", self._subject), ("html", self._html)):
+            if template is None:
+                parts[name] = ""
+                continue
+            try:
+                parts[name] = _render(template, variables)
+            except Exception as e:
+                raise _render_failed(name, e) from e
+        try:
+            parts["text"] = _render(self._text, variables)
+        except Exception as e:
+            raise _render_failed("text", e) from e
+        subject = _collapse(parts["subject"])
+        if len(subject) > MAX_SUBJECT_CHARS:
+            raise _render_failed("subject", _RenderLimitError("the subject is too long"))
+        html = _with_html_footer(parts["html"], _footer_html(ctx)) if self._html else ""
+        return RenderedEmail(subject=subject, html=html, text=parts["text"] + _footer_text(ctx))
+
+
+def _render_failed(part: str, exc: BaseException) -> FailedPreconditionError:
+    return FailedPreconditionError(
+        f"the template's {part} did not render: {_describe(exc)}",
+        reason=TEMPLATE_RENDER_FAILED,
+        metadata={"part": part},
+    )
+
+
+def template_digest(spec: TemplateSpec) -> str:
+    """A content hash of the parts that render (not the name): the template cache's key."""
+    h = hashlib.sha256()
+    for part in (spec.subject, spec.html, spec.text):
+        data = part.encode()
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def validate_template(spec: TemplateSpec, prefix: str = "template.") -> CompiledTemplate:
+    """Checks a template as it is saved: sizes, that each part compiles, and that it renders
+    against `sample_context()`. Raises InvalidArgumentError (TEMPLATE_INVALID) with one
+    violation per bad field (`template.name`, `template.subject`, `template.html_body`,
+    `template.text_body`). Compiled templates are cached by content (`compile_template`)."""
+    violations: list[FieldViolation] = []
+    if not spec.name.strip():
+        violations.append(FieldViolation(f"{prefix}name", "is required"))
+    elif len(spec.name) > MAX_NAME_CHARS:
+        violations.append(
+            FieldViolation(f"{prefix}name", f"must be at most {MAX_NAME_CHARS} characters")
+        )
+    parts = (
+        ("subject", "subject", spec.subject, MAX_SUBJECT_SOURCE_CHARS, True),
+        ("html", "html_body", spec.html, MAX_BODY_SOURCE_CHARS, False),
+        ("text", "text_body", spec.text, MAX_BODY_SOURCE_CHARS, True),
+    )
+    sample = sample_context().variables()
+    for part, path, source, limit, required in parts:
+        problem = _part_problem(part, source, limit, required, sample)
+        if problem:
+            violations.append(FieldViolation(f"{prefix}{path}", problem))
+    if violations:
+        raise InvalidArgumentError(
+            "the template is not valid", reason=TEMPLATE_INVALID, violations=violations
+        )
+    return compile_template(spec)
+
+
+def _part_problem(
+    part: str, source: str, limit: int, required: bool, sample: dict[str, str]
+) -> str | None:
+    if not source.strip():
+        return "is required" if required else None
+    if len(source) > limit:
+        return f"must be at most {limit} characters"
+    env = _HTML_ENV if part == "html" else _PLAIN_ENV
+    try:
+        rendered = _render(_compile_part(env, source), sample)
+    except Exception as e:
+        return _describe(e)
+    if part == "subject" and len(_collapse(rendered)) > MAX_SUBJECT_CHARS:
+        return f"renders longer than {MAX_SUBJECT_CHARS} characters"
+    return None
+
+
+@functools.lru_cache(maxsize=TEMPLATE_CACHE_SIZE)
+def _compile_cached(digest: str, spec: TemplateSpec) -> CompiledTemplate:
+    return CompiledTemplate(
+        spec=spec,
+        digest=digest,
+        _subject=_compile_part(_PLAIN_ENV, spec.subject),
+        _html=_compile_part(_HTML_ENV, spec.html) if spec.html.strip() else None,
+        _text=_compile_part(_PLAIN_ENV, spec.text),
+    )
+
+
+def compile_template(spec: TemplateSpec) -> CompiledTemplate:
+    """The compiled template of a stored (already validated) spec, from an LRU cache keyed by
+    its content hash, so an edited template never renders from a stale entry. Raises
+    jinja2.TemplateSyntaxError for a template that does not compile."""
+    return _compile_cached(template_digest(spec), spec)
+
+
+def clear_template_cache() -> None:
+    _compile_cached.cache_clear()
+
+
+# --- The adverse-action notice (transactional) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreditBureau:
+    """The consumer reporting agency whose report the decision used (FCRA § 615(a))."""
+
+    name: str
+    address: str
+    phone: str
+    website: str = ""
+
+
+@dataclass(frozen=True)
+class Creditor:
+    """Who took the action, and the federal agency that oversees its ECOA compliance."""
+
+    name: str
+    address: str
+    regulator_name: str = "Federal Trade Commission"
+    regulator_address: str = (
+        "Federal Trade Commission, Equal Credit Opportunity, Washington, DC 20580"
+    )
+
+
+def adverse_action_notice(
+    *,
+    first_name: str,
+    creditor: Creditor,
+    bureau: CreditBureau,
+    reasons: Sequence[str],
+    decided_on: dt.date,
+    credit_score: int | None = None,
+    score_range: tuple[int, int] | None = None,
+    score_factors: Sequence[str] = (),
+) -> RenderedEmail:
+    """The notice owed to an applicant whose credit request was declined based in part on a
+    credit report: the action and its principal reasons (ECOA / Regulation B), the bureau's
+    name, address and phone, that the bureau did not make the decision, the right to a free
+    copy of the report within 60 days and to dispute it (FCRA § 615(a)), the score used when
+    there is one, and the ECOA anti-discrimination statement. Transactional: no unsubscribe
+    link, and it is sent whatever the recipient's marketing preferences. The wording should be
+    reviewed by counsel before it is used."""
+    if not reasons:
+        raise ValueError("an adverse-action notice needs at least one principal reason")
+    on = f"{decided_on:%B} {decided_on.day}, {decided_on.year}"
+    sections: list[tuple[str, list[str]]] = [
+        (
+            "",
+            [
+                f"Dear {first_name or 'Applicant'},",
+                f"Thank you for your application of {on} with "
+                f"{creditor.name}. We are unable to approve your request for credit at this "
+                "time.",
+            ],
+        ),
+        ("The principal reasons for our decision", [f"- {r}" for r in reasons]),
+        (
+            "Your credit report",
+            [
+                "Our decision was based in whole or in part on information obtained in a report "
+                "from the consumer reporting agency listed below. The agency did not make this "
+                "decision and is unable to tell you the specific reasons for it.",
+                bureau.name,
+                bureau.address,
+                f"Phone: {bureau.phone}",
+                *([f"Website: {bureau.website}"] if bureau.website else []),
+                "You have the right under the Fair Credit Reporting Act to obtain a free copy "
+                "of your report from this agency if you ask for it within 60 days of receiving "
+                "this notice. You also have the right to dispute with the agency the accuracy "
+                "or completeness of any information in your report.",
+            ],
+        ),
+    ]
+    if credit_score is not None:
+        score_lines = [f"Your credit score: {credit_score}"]
+        if score_range:
+            score_lines.append(f"Scores range from {score_range[0]} to {score_range[1]}.")
+        if score_factors:
+            score_lines.append("Key factors that affected your score:")
+            score_lines.extend(f"- {f}" for f in score_factors)
+        sections.append(("Your credit score", score_lines))
+    sections.append(
+        (
+            "Notice under the Equal Credit Opportunity Act",
+            [
+                "The federal Equal Credit Opportunity Act prohibits creditors from "
+                "discriminating against credit applicants on the basis of race, color, "
+                "religion, national origin, sex, marital status, or age (provided the applicant "
+                "has the capacity to enter into a binding contract); because all or part of "
+                "the applicant's income derives from any public assistance program; or because "
+                "the applicant has in good faith exercised any right under the Consumer Credit "
+                "Protection Act. The federal agency that administers compliance with this law "
+                f"concerning this creditor is: {creditor.regulator_address}.",
+            ],
+        )
+    )
+    sections.append(("", [creditor.name, creditor.address]))
+
+    text_blocks = []
+    html_blocks = []
+    for heading, lines in sections:
+        block = "\n".join(lines)
+        text_blocks.append(f"{heading}\n{block}" if heading else block)
+        if heading:
+            html_blocks.append(Markup("<h3>{}</h3>").format(heading))
+        items = [line for line in lines if line.startswith("- ")]
+        prose = [line for line in lines if not line.startswith("- ")]
+        for line in prose:
+            html_blocks.append(Markup("<p>{}</p>").format(line))
+        if items:
+            lis = Markup("").join(Markup("<li>{}</li>").format(i[2:]) for i in items)
+            html_blocks.append(Markup("<ul>{}</ul>").format(lis))
+    html = Markup("<html><body>\n{}\n</body></html>\n").format(Markup("\n").join(html_blocks))
+    return RenderedEmail(
+        subject=_collapse(f"About your credit application with {creditor.name}"),
+        html=str(html),
+        text="\n\n".join(text_blocks) + "\n",
+    )
+
+
+__all__ = [
+    "MAX_RENDERED_CHARS",
+    "TEMPLATE_INVALID",
+    "TEMPLATE_RENDER_FAILED",
+    "VARIABLES",
+    "CompiledTemplate",
+    "CreditBureau",
+    "Creditor",
+    "RecipientContext",
+    "RenderedEmail",
+    "TemplateSpec",
+    "adverse_action_notice",
+    "clear_template_cache",
+    "compile_template",
+    "sample_context",
+    "template_digest",
+    "validate_template",
+]
