@@ -9,9 +9,11 @@ every URL inside free text (a log message, an exception's text, an HTTP answer's
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
+if TYPE_CHECKING:  # an annotation only: httpx loads with the first HTTP call (idle RSS)
+    import httpx
 
 __all__ = ["UNPARSEABLE_URL", "redact_url", "redact_urls"]
 

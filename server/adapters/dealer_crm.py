@@ -41,12 +41,15 @@ import hmac
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
 from standardwebhooks import Webhook
 
 from server.domain.dealers import EndpointCredentials, signing_key
 from server.redact import redact_urls
+
+if TYPE_CHECKING:
+    import httpx
 
 WEBHOOK_ID_HEADER = "webhook-id"
 WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp"
@@ -114,13 +117,28 @@ class DealerCrmClient:
     ) -> None:
         """`max_connections` at least the worker's concurrency, so no delivery waits for a
         connection (and times out) while a slot is free."""
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_seconds, connect=min(5.0, timeout_seconds)),
-            limits=httpx.Limits(max_connections=max_connections),
-            transport=transport,
-            follow_redirects=False,
-            headers={"User-Agent": USER_AGENT},
-        )
+        self._timeout_seconds = timeout_seconds
+        self._max_connections = max_connections
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The connection pool, made on the first attempt: a server that delivers nothing never
+        imports httpx or loads the CA bundle (several MB of idle memory)."""
+        if self._client is None:
+            import httpx  # lazy: see above
+
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(
+                    self._timeout_seconds, connect=min(5.0, self._timeout_seconds)
+                ),
+                limits=httpx.Limits(max_connections=self._max_connections),
+                transport=self._transport,
+                follow_redirects=False,
+                headers={"User-Agent": USER_AGENT},
+            )
+        return self._client
 
     async def deliver(
         self,
@@ -148,6 +166,9 @@ class DealerCrmClient:
             SIGNATURE_HEADER: sign(secret, timestamp, body),
             EVENT_ID_HEADER: event_id,
         }
+        http = self._http
+        import httpx  # lazy (see `_http`); loaded by now, so only a dict lookup
+
         auth: httpx.Auth | None = None
         if credentials is not None and credentials.kind == "basic":
             auth = httpx.BasicAuth(credentials.username, credentials.password)
@@ -157,9 +178,9 @@ class DealerCrmClient:
         start = time.perf_counter()
         try:
             if auth is None:
-                response = await self._http.post(url, content=body, headers=headers)
+                response = await http.post(url, content=body, headers=headers)
             else:
-                response = await self._http.post(url, content=body, headers=headers, auth=auth)
+                response = await http.post(url, content=body, headers=headers, auth=auth)
         except httpx.TimeoutException:
             return AttemptResult(Outcome.RETRY, 0, "timeout", _ms(start))
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as e:
@@ -181,7 +202,8 @@ class DealerCrmClient:
         return AttemptResult(outcome, response.status_code, error, _ms(start), excerpt)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
 
 def _scrub(text: str, credentials: EndpointCredentials | None) -> str:

@@ -15,9 +15,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import httpx
 import pydantic
 from tenacity import (
     AsyncRetrying,
@@ -29,6 +28,9 @@ from tenacity import (
 
 from server.domain.credit import CreditApplicant
 from server.errors import UpstreamError
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "PREQUALIFY_PATH",
@@ -222,6 +224,8 @@ class _RetryableStatus(Exception):
 
 
 def _is_retryable(error: BaseException) -> bool:
+    import httpx  # lazy: imported by the client on its first call (see `FlexPathClient._http`)
+
     return isinstance(
         error,
         _RetryableStatus
@@ -234,6 +238,8 @@ def _is_retryable(error: BaseException) -> bool:
 
 def _describe(error: BaseException | None) -> str:
     """A log- and message-safe description: the status code or the exception class only."""
+    import httpx  # lazy: see `FlexPathClient._http`
+
     if isinstance(error, _RetryableStatus):
         return f"HTTP {error.status_code}"
     if isinstance(error, TimeoutError | httpx.TimeoutException):
@@ -288,12 +294,26 @@ class FlexPathClient:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._sleep = sleep
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            transport=transport,
-            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
-            timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
-        )
+        self._base_url = base_url
+        self._api_key = api_key
+        self._transport = transport
+        self._connect_timeout = connect_timeout
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The connection pool, made on the first call: an idle server does not import httpx
+        or load the CA bundle (several MB of memory)."""
+        if self._client is None:
+            import httpx  # lazy: see above
+
+            self._client = httpx.AsyncClient(
+                base_url=self._base_url,
+                transport=self._transport,
+                headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
+                timeout=httpx.Timeout(self._total_timeout, connect=self._connect_timeout),
+            )
+        return self._client
 
     async def prequalify(self, request: FlexPathRequest) -> FlexPathResponse:
         """Runs one soft-pull pre-qualification.
@@ -323,6 +343,9 @@ class FlexPathClient:
         return response
 
     async def _send_with_retries(self, request: FlexPathRequest) -> FlexPathResponse:
+        http = self._http
+        import httpx  # lazy (see `_http`); loaded by now, so only a dict lookup
+
         body = request_body(request)
         # FlexPath replays the first answer for a repeated key, so a retry after a lost
         # response cannot cause a second inquiry on the applicant's file.
@@ -342,7 +365,7 @@ class FlexPathClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    response = await self._send_once(body, headers)
+                    response = await self._send_once(http, body, headers)
         except (_RetryableStatus, TimeoutError, httpx.HTTPError) as e:
             attempts = retrying.statistics.get("attempt_number", 1)
             raise UpstreamError(
@@ -352,16 +375,20 @@ class FlexPathClient:
             ) from e
         return self._parse(response)
 
-    async def _send_once(self, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+    async def _send_once(
+        self, http: httpx.AsyncClient, body: dict[str, Any], headers: dict[str, str]
+    ) -> httpx.Response:
         # httpx's timeouts bound each phase; this bounds the attempt as a whole.
         async with asyncio.timeout(self._total_timeout):
-            response = await self._http.post(PREQUALIFY_PATH, json=body, headers=headers)
+            response = await http.post(PREQUALIFY_PATH, json=body, headers=headers)
         if response.status_code >= 500 or response.status_code in _RETRYABLE_STATUS:
             raise _RetryableStatus(response.status_code)
         return response
 
     @staticmethod
     def _parse(response: httpx.Response) -> FlexPathResponse:
+        import httpx  # lazy: see `_http`
+
         status = response.status_code
         if 400 <= status < 500:
             # The body may echo the request, so only the status travels with the error.
@@ -389,7 +416,8 @@ class FlexPathClient:
             ) from e
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     async def __aenter__(self) -> FlexPathClient:
         return self

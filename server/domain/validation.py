@@ -23,9 +23,6 @@ import re
 import unicodedata
 from urllib.parse import urlsplit
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-
 from server.domain.leads import (
     AddressInput,
     ConsentInput,
@@ -196,6 +193,9 @@ def validate_idempotency_key(key: str, field: str = "idempotency_key") -> str:
 
 def normalize_email(email: str) -> str:
     """Returns the normalised address (lower-cased for matching); raises ValueError if bad."""
+    # lazy: an idle server does without email-validator and idna; a dict lookup once loaded
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         result = validate_email(email.strip(), check_deliverability=False)
     except EmailNotValidError as e:
@@ -205,6 +205,8 @@ def normalize_email(email: str) -> str:
 
 def normalize_phone(phone: str, region: str) -> str:
     """Returns the number in E.164; raises ValueError if it is not a valid number."""
+    import phonenumbers  # lazy: ~1 MB an idle server does without; a dict lookup once loaded
+
     try:
         parsed = phonenumbers.parse(phone, region)
     except phonenumbers.NumberParseException as e:

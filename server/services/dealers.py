@@ -21,8 +21,6 @@ import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-import httpx
-
 from server.domain.clock import utcnow
 from server.domain.dealers import (
     DEFAULT_OVERLAP_HOURS,
@@ -240,6 +238,8 @@ def credentials_problems(c: EndpointCredentials) -> list[FieldViolation]:
 
 def _httpx_can_use(value: str) -> bool:
     """Parses as the delivery client will (httpx), so a stored endpoint can always be used."""
+    import httpx  # lazy: only dealer writes need it; an idle server does not load httpx
+
     try:
         url = httpx.URL(value)
     except (httpx.InvalidURL, ValueError):

@@ -7,14 +7,18 @@ keys can rotate: the first key encrypts, every key decrypts.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from typing import TYPE_CHECKING
 
 from server.errors import FailedPreconditionError
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
 
 
 @dataclass
@@ -26,24 +30,54 @@ class UndecryptableError(FailedPreconditionError):
     reason: str = "DATA_KEY_UNAVAILABLE"
 
 
+FERNET_KEY_BYTES = 32
+
+
+def check_fernet_key(key: str) -> None:
+    """Raises ValueError unless `key` is a Fernet key (32 url-safe base64-encoded bytes), as
+    `Fernet(key)` would, without loading `cryptography`."""
+    try:
+        raw = base64.urlsafe_b64decode(key.encode())
+    except (binascii.Error, UnicodeEncodeError) as e:
+        raise ValueError("Fernet key must be 32 url-safe base64-encoded bytes") from e
+    if len(raw) != FERNET_KEY_BYTES:
+        raise ValueError("Fernet key must be 32 url-safe base64-encoded bytes")
+
+
 class FieldCipher:
-    """Encrypts and decrypts text values."""
+    """Encrypts and decrypts text values. The keys are checked here; `cryptography` (~9 MB
+    resident) is loaded by the first encryption or decryption, so an idle server does without."""
 
     def __init__(self, keys: list[str]) -> None:
         if not keys:
             raise ValueError("at least one data key is required")
-        self._fernet = MultiFernet([Fernet(k.encode()) for k in keys])
+        for key in keys:
+            check_fernet_key(key)
+        self._keys = list(keys)
+        self._fernet: MultiFernet | None = None
+
+    def _load(self) -> MultiFernet:
+        from cryptography.fernet import Fernet, MultiFernet  # lazy: see the class docstring
+
+        self._fernet = MultiFernet([Fernet(k.encode()) for k in self._keys])
+        return self._fernet
 
     def encrypt(self, plaintext: str) -> str:
-        return self._fernet.encrypt(plaintext.encode()).decode()
+        fernet = self._fernet or self._load()
+        return fernet.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, token: str) -> str:
+        fernet = self._fernet or self._load()
         try:
-            return self._fernet.decrypt(token.encode()).decode()
-        except InvalidToken as e:
-            raise UndecryptableError(
-                "stored data cannot be decrypted with the configured data keys"
-            ) from e
+            return fernet.decrypt(token.encode()).decode()
+        except Exception as e:
+            from cryptography.fernet import InvalidToken  # loaded by `_load`: a dict lookup
+
+            if isinstance(e, InvalidToken):
+                raise UndecryptableError(
+                    "stored data cannot be decrypted with the configured data keys"
+                ) from e
+            raise
 
 
 # Files holding keys or personal data (the key file, the SQLite database and its `-wal`/`-shm`
@@ -105,7 +139,7 @@ def load_or_create_key_file(path: Path) -> str:
     composition root never calls it in production."""
     make_private_dirs(path.parent)
     if create_private_file(path):
-        key = Fernet.generate_key().decode()
+        key = base64.urlsafe_b64encode(os.urandom(FERNET_KEY_BYTES)).decode()  # Fernet's format
         path.write_text(key + "\n")
         return key
     return path.read_text().strip()
