@@ -644,11 +644,58 @@ def own_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+# Where a lead's Python CPU goes: each GIL sample goes to the first layer (in this order) that
+# matches its stack, by the files on it (`layer_of`).
+LAYERS = (
+    "database thread: peewee building SQL",
+    "database thread: executing statements and commits (Python side)",
+    "database thread: our storage and agents, rows to records, encryption",
+    "event loop: gRPC aio and asyncio machinery",
+    "event loop: transport (interceptors, reading the request, auth, converters)",
+    "event loop: validation (email-validator, phonenumbers, our checks)",
+    "event loop: orchestrator, batcher, credit simulation",
+    "other threads",
+)
+
+
+def layer_of(thread: str, files: list[str], names: list[str]) -> str:
+    """The layer (of `LAYERS`) of a sample: by its thread (py-spy names each profile after its
+    thread: the event loop runs on "MainThread", the database on "ccl-db_N", see
+    server/storage/db.py), then by the files and functions on its stack, outermost first."""
+    ours = [f for f in files if "server/" in f and "site-packages" not in f]
+    innermost = ours[-1] if ours else ""
+    if "ccl-db" in thread:
+        leaf_file, leaf = files[-1], names[-1]
+        if "peewee" in leaf_file and any(
+            k in leaf for k in ("sql", "Context", "Entity", "NodeList", "_generate")
+        ):
+            return LAYERS[0]
+        if "peewee" in leaf_file and any(k in leaf for k in ("_execute_cursor", "commit")):
+            return LAYERS[1]
+        return LAYERS[2]
+    if "MainThread" not in thread:
+        return LAYERS[7]
+    if not ours or all(f.endswith(("server/cli.py", "server/main.py")) for f in ours):
+        return LAYERS[3]
+    if "server/transport/" in innermost:
+        return LAYERS[4]
+    if innermost.endswith("validation.py"):
+        return LAYERS[5]
+    return LAYERS[6]
+
+
 def profile(
-    pid: int, seconds: float, tmp: str, load: Callable[[], object], gil: bool
+    pid: int,
+    seconds: float,
+    tmp: str,
+    load: Callable[[], object],
+    gil: bool,
+    layers: dict[str, float] | None = None,
 ) -> list[tuple[str, float, float]]:
     """py-spy on the server while `load` runs: (function, self share, inclusive share), top 15.
-    `gil`: only samples of the thread holding the GIL (where Python spends CPU)."""
+    `gil`: only samples of the thread holding the GIL (where Python spends CPU). `layers`, if
+    given, receives each layer's share of the samples (`layer_of`) and, under "[GIL held]",
+    the share of the recording's wall time the GIL was held."""
     if not PY_SPY.exists():
         print("py-spy not installed: no profile (pip install py-spy)")
         return []
@@ -675,7 +722,9 @@ def profile(
         preexec_fn=CLIENT_PIN,
     )
     time.sleep(1)
+    started = time.perf_counter()
     load()
+    loaded = time.perf_counter() - started  # the samples that count come from this stretch
     spy.wait(seconds + 30)
     if not out.exists():
         print("py-spy produced no profile")
@@ -697,12 +746,22 @@ def profile(
             self_w[names[-1]] = self_w.get(names[-1], 0) + weight
             for name in set(names):
                 incl_w[name] = incl_w.get(name, 0) + weight
+            if layers is not None:
+                paths = [frames[i].get("file", "") for i in stack]
+                name = layer_of(prof.get("name", ""), paths, [frames[i]["name"] for i in stack])
+                layers[name] = layers.get(name, 0.0) + weight
             db = any(k in files for k in ("peewee", "sqlite3", "psycopg2", "server/storage"))
             incl_w["[any database work: peewee/sqlite3/psycopg2]"] = incl_w.get(
                 "[any database work: peewee/sqlite3/psycopg2]", 0
             ) + (weight if db else 0)
     if not total:
         return []
+    if layers is not None:
+        for name in list(layers):
+            layers[name] /= total
+        unit = doc["profiles"][0].get("unit", "none")
+        span = total if unit == "seconds" else total / 200  # samples at 200 Hz
+        layers["[GIL held]"] = min(span / max(loaded, 1e-9), 1.0)
     top = sorted(self_w, key=lambda k: -self_w[k])[:15]
     rows = [(k, self_w[k] / total, incl_w[k] / total) for k in top]
     key = "[any database work: peewee/sqlite3/psycopg2]"
@@ -718,6 +777,7 @@ class Results:
     notes: list[str] = field(default_factory=list)
     rss_mb: float = float("nan")
     profiles: dict[str, list[tuple[str, float, float]]] = field(default_factory=dict)
+    layers: dict[str, float] = field(default_factory=dict)
     idle_cpu: dict[str, float] = field(default_factory=dict)  # share of a core, idle process
     pinning: dict[str, str] = field(default_factory=dict)  # part -> how its processes ran
 
@@ -1154,6 +1214,7 @@ def main() -> int:
                             )
                         ),
                         gil,
+                        res.layers if gil else None,
                     )
 
         def core_postgres(pg_t: str) -> None:
@@ -1455,14 +1516,30 @@ def reading(res: Results) -> list[str]:
         f" most {1000 / ms:.0f} leads/s on one core), not by the load generator, which drives"
         f" the echo at {echo.med('rate'):,.0f}/s with the same settings."
     )
-    gil = res.profiles.get("GIL holder only") or []
-    db = next((i for name, _, i in gil if name.startswith("[any database")), None)
-    if db is not None:
-        text += (
-            f" {db:.0%} of the samples holding the GIL have database code on the stack, most of"
-            " it peewee compiling SQL per statement (`Context.sql` and the `__sql__` methods)."
+    out = ["## Reading", "", text, ""]
+    held = res.layers.get("[GIL held]")
+    shares = [(k, v) for k, v in res.layers.items() if not k.startswith("[")]
+    if held and shares:
+        cpu = pl.med("server_cpu")
+        out += [
+            "Where a ProcessLead's CPU goes (the GIL profile above, by layer: each sample goes"
+            " to the layer of its stack, see `layer_of` in bench/harness.py). The GIL was held"
+            f" {held:.0%} of the recording's time while the server used {cpu:.0%} of a core:"
+            f" about {max(cpu - held, 0) / cpu:.0%} of its CPU ran outside the GIL (SQLite's"
+            " C code, gRPC's core, system calls), the rest is split below.",
+            "",
+            "| layer | share of GIL samples | ms of CPU per lead |",
+            "|---|---|---|",
+        ]
+        python_ms = ms * min(held / cpu, 1.0) if cpu else float("nan")
+        for name, share in sorted(shares, key=lambda kv: -kv[1]):
+            out.append(f"| {name} | {share:.0%} | {share * python_ms:.2f} |")
+        out.append(
+            f"| outside the GIL (SQLite, gRPC core, system) |  | {max(ms - python_ms, 0):.2f} |"
         )
-    return ["## Reading", "", text, ""]
+        out.append(f"| echo, the whole call, for comparison |  | {echo_ms:.2f} |")
+        out.append("")
+    return out
 
 
 def _md_table(head: tuple[str, ...], rows: list[list[str]]) -> list[str]:
