@@ -370,7 +370,11 @@ class DealerEvent(BaseModel):
 
 
 class EmailTemplate(BaseModel):
-    """A sandboxed Jinja2 email template."""
+    """A sandboxed Jinja2 email template. Templates are versioned (`EmailTemplateVersion`); a
+    campaign pins the version it sends. `subject`, `html_body` and `text_body` here are a copy
+    of the current version's parts, written in the same transaction as the version row (so
+    reading the current template is one row, and the table other tables refer to is not rebuilt
+    on SQLite to drop them)."""
 
     id = pw.CharField(primary_key=True, max_length=36, default=new_id)
     name = pw.CharField(max_length=200)
@@ -378,10 +382,32 @@ class EmailTemplate(BaseModel):
     html_body = pw.TextField(default="")
     text_body = pw.TextField()
     created_at = pw.DateTimeField(default=utcnow, index=True)
+    current_version = pw.IntegerField(default=1)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+
+class EmailTemplateVersion(BaseModel):
+    """One immutable version of a template: what a campaign that pinned it sends."""
+
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    template_id: str
+
+    id = pw.BigAutoField()
+    template = pw.ForeignKeyField(EmailTemplate, backref="versions", on_delete="CASCADE")
+    version = pw.IntegerField()
+    subject = pw.TextField()
+    html_body = pw.TextField(default="")
+    text_body = pw.TextField()
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("template", "version"), True),)
 
 
 class Campaign(BaseModel):
-    """A one-off or drip email campaign."""
+    """A one-off or drip email campaign. `idempotency_scope`/`idempotency_key` (NULL when the
+    request had no key) make a retried BulkSend return the campaign the first one created;
+    `request_hash` tells a retry from a different request with the same key."""
 
     # Foreign-key id accessors peewee adds (declared for type checkers).
     template_id: str | None
@@ -395,10 +421,32 @@ class Campaign(BaseModel):
     state = pw.CharField(max_length=16)
     created_at = pw.DateTimeField(default=utcnow, index=True)
     sent_at = pw.DateTimeField(null=True)
+    template_version = pw.IntegerField(default=0)
+    send_at = pw.DateTimeField(null=True)
+    paused_reason = pw.CharField(max_length=64, default="")
+    idempotency_scope = pw.CharField(max_length=128, null=True)
+    idempotency_key = pw.CharField(max_length=128, null=True)
+    request_hash = pw.CharField(max_length=64, default="")
+    # Set when the recipients are materialised: messages queued, and addresses suppressed.
+    recipients = pw.IntegerField(default=0)
+    suppressed_count = pw.IntegerField(default=0)
+    # Sends that failed in a row (reset by a send Mailgun accepted): the auto-pause rule's input.
+    consecutive_failures = pw.IntegerField(default=0)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("idempotency_scope", "idempotency_key"), True),)
 
 
 class EmailMessage(BaseModel):
-    """Outbox entry: one email to one recipient, with its delivery events."""
+    """Outbox entry: one email to one recipient, with its delivery events.
+
+    `state`: `queued` messages wait for a claim (`storage.campaigns`); a claim leases a batch
+    of them (`batch_id`, `locked_by`, `locked_until`); `sending` once the worker is about to
+    call Mailgun; then `sent` (`provider_message_id`), `unknown` (the call may have been
+    accepted: resolved through the events before any resend), `failed`, `bounced`,
+    `suppressed` (excluded when materialised) or `simulated` (no Mailgun key). `to_email` is
+    the normalised address."""
 
     # Foreign-key id accessors peewee adds (declared for type checkers).
     campaign_id: str | None
@@ -406,9 +454,13 @@ class EmailMessage(BaseModel):
     template_id: str | None
 
     id = pw.CharField(primary_key=True, max_length=36, default=new_id)
-    campaign = pw.ForeignKeyField(Campaign, null=True, backref="messages", on_delete="CASCADE")
+    # Not indexed alone: the indexes below start with the campaign, and templates are never
+    # deleted (fewer indexes make the three updates of a sent message cheaper).
+    campaign = pw.ForeignKeyField(
+        Campaign, null=True, backref="messages", on_delete="CASCADE", index=False
+    )
     lead = pw.ForeignKeyField(Lead, null=True, backref="emails", on_delete="SET NULL")
-    template = pw.ForeignKeyField(EmailTemplate, null=True, backref="messages")
+    template = pw.ForeignKeyField(EmailTemplate, null=True, backref="messages", index=False)
     step_index = pw.IntegerField(default=0)
     to_email = pw.CharField(max_length=320)
     state = pw.CharField(max_length=16, index=True)
@@ -424,17 +476,42 @@ class EmailMessage(BaseModel):
     clicked_at = pw.DateTimeField(null=True)
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)
+    batch_id = pw.CharField(max_length=36, default="")
+    template_version = pw.IntegerField(default=0)
+    # "marketing", "transactional" or "adf".
+    kind = pw.CharField(max_length=16, default="marketing")
+    bounced_at = pw.DateTimeField(null=True)
+    complained_at = pw.DateTimeField(null=True)
+    unsubscribed_at = pw.DateTimeField(null=True)
 
     class Meta:
-        indexes = ((("campaign", "lead", "step_index"), True),)
+        indexes = (
+            (("campaign", "lead", "step_index"), True),
+            (("campaign", "state", "next_attempt_at"), False),
+            (("batch_id", "state"), False),
+        )
 
 
 class Suppression(BaseModel):
-    """An address that must never be mailed again (unsubscribe, bounce, complaint)."""
+    """An address that must never be mailed again (unsubscribe, bounce, complaint), where the
+    suppression came from (`webhook`, `unsubscribe`, `admin`), and the campaign and message
+    that led to it when known (plain ids: the suppression outlives them)."""
 
+    id = pw.AutoField()
     email_normalized = pw.CharField(max_length=320, unique=True)
     reason = pw.CharField(max_length=16)
     created_at = pw.DateTimeField(default=utcnow)
+    source = pw.CharField(max_length=16, default="admin")
+    campaign_ref = pw.CharField(max_length=36, default="")
+    message_ref = pw.CharField(max_length=36, default="")
+
+
+class MailgunWebhookToken(BaseModel):
+    """A Mailgun webhook signature token seen, kept for replay protection until it is older
+    than a webhook may be (`server.domain.email.WEBHOOK_MAX_AGE_SECONDS`)."""
+
+    token = pw.CharField(primary_key=True, max_length=256)
+    received_at = pw.DateTimeField(default=utcnow, index=True)
 
 
 class ChatSession(BaseModel):
@@ -498,9 +575,11 @@ ALL_MODELS: list[type[BaseModel]] = [
     DeliveryAttempt,
     DealerEvent,
     EmailTemplate,
+    EmailTemplateVersion,
     Campaign,
     EmailMessage,
     Suppression,
+    MailgunWebhookToken,
     ChatSession,
     ChatMessage,
     IdempotencyRecord,

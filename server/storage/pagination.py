@@ -76,12 +76,33 @@ class _DealerDeliveriesToken(_Token):
     i: _Uuid  # its id
 
 
+class _EmailTemplatesToken(_Token):
+    k: Literal["email_templates"]
+    t: _Timestamp  # created_at of the last template of the page
+    i: _Uuid  # its id
+
+
+class _CampaignsToken(_Token):
+    k: Literal["campaigns"]
+    t: _Timestamp  # created_at of the last campaign of the page
+    i: _Uuid  # its id
+
+
+class _SuppressionsToken(_Token):
+    k: Literal["suppressions"]
+    t: _Timestamp  # created_at of the last suppression of the page
+    i: _RowId  # its id
+
+
 # Token kind -> its schema (field -> type and bounds).
 TOKEN_SCHEMAS: dict[str, type[_Token]] = {
     "leads": _LeadsToken,
     "activity": _ActivityToken,
     "dealers": _DealersToken,
     "dealer_deliveries": _DealerDeliveriesToken,
+    "email_templates": _EmailTemplatesToken,
+    "campaigns": _CampaignsToken,
+    "suppressions": _SuppressionsToken,
 }
 
 

@@ -280,6 +280,7 @@ def test_upgrade_in_place_keeps_data(backend: str, tmp_path: Path) -> None:
                 "006_lead_vehicle_details",
                 "007_dealer_contact",
                 "008_dealer_endpoint_auth",
+                "009_email_campaigns",
             ]
             row = db.execute_sql("SELECT first_name, pipeline_stage FROM lead").fetchone()
         assert row == ("Old", "intake"), "kept, and queued for the pipeline sweep"
