@@ -825,12 +825,13 @@ class Bench:
         make: Callable[[int], bytes],
         channels: int = 1,
         probes: dict[str, Callable[[], float]] | None = None,
+        in_flight: int = 32,
     ) -> Run:
-        """32 in flight over direct gRPC."""
+        """`in_flight` calls at a time (32 unless told) over direct gRPC."""
         return measured(
             pid,
             lambda: asyncio.run(
-                unary_load(target, method, make, self.meta, 32, self.seconds, channels)
+                unary_load(target, method, make, self.meta, in_flight, self.seconds, channels)
             ),
             probes,
         )
@@ -850,6 +851,86 @@ class Bench:
             lambda: asyncio.run(httpx_load(port, path, body, self.key, 32, self.seconds)),
             {**probes, "load generator": own_cpu},
         )
+
+
+FLOOR_MODES = {
+    "canned": "ProcessLead canned answer",
+    "validated": "ProcessLead canned answer + validation",
+}
+
+
+def floor_phase(b: Bench, echo_t: str, echo_pid: int) -> None:
+    """What a ProcessLead costs with no pipeline work: `ccl serve` whose pipeline answers every
+    call with its first result (bench/canned_server.py), with and without the validation that
+    runs before storage; at 32 and at 1 in flight, interleaved with the echo, no Envoy."""
+    print("the floor: ProcessLead with the pipeline taken away (bench/canned_server.py)")
+    stacks: list[Stack] = []
+    try:
+        plan = []
+        for mode, series in FLOOR_MODES.items():
+            st = Stack(
+                [sys.executable, str(BENCH / "canned_server.py"), mode, "serve", "--migrate"],
+                {**b.env, "DATABASE_URL": f"sqlite:///{b.tmp}/floor-{mode}.db"},
+                b.tmp,
+                f"floor-{mode}",
+                with_envoy=False,
+            )
+            stacks.append(st)
+            plan.append((series, st.server.pid, f"127.0.0.1:{st.port}", PROCESS_LEAD))
+        plan.insert(0, ("echo unary", echo_pid, echo_t, ECHO))
+        for _, _, target, method in plan:  # warm-up (and each canned answer's first call)
+            make = echo_bytes if method == ECHO else process_lead_bytes
+            asyncio.run(unary_load(target, method, make, b.meta, 8, 1))
+        for _ in range(b.repeats):
+            for in_flight in (32, 1):
+                for series, pid, target, method in plan:
+                    make = echo_bytes if method == ECHO else process_lead_bytes
+                    name = f"{series} c={in_flight}" + (" (floor phase)" if method == ECHO else "")
+                    b.res.add(name, b.grpc(pid, target, method, make, in_flight=in_flight))
+    finally:
+        for st in stacks:
+            st.stop()
+
+
+def floor_section(res: Results) -> list[str]:
+    """The floor series against the full ProcessLead and the echo, in numbers from this run."""
+    full = res.figures.get("ProcessLead sqlite c=32")
+    rows = []
+    for label, key in (
+        ("echo", "echo unary c={c} (floor phase)"),
+        (
+            "ProcessLead, canned answer (gRPC, interceptors, servicer, converters)",
+            FLOOR_MODES["canned"] + " c={c}",
+        ),
+        (
+            "ProcessLead, canned answer + validation and fingerprint",
+            FLOOR_MODES["validated"] + " c={c}",
+        ),
+        ("ProcessLead, the whole pipeline (the series above)", "ProcessLead sqlite c={c}"),
+    ):
+        f32, f1 = res.figures.get(key.format(c=32)), res.figures.get(key.format(c=1))
+        if not f32 or not f1:
+            continue
+        rows.append(
+            [
+                label,
+                f"{f32.med('rate'):,.0f}",
+                f"{f32.med('cpu_ms'):.3f}",
+                f"{f1.med('p50_ms'):.2f}",
+            ]
+        )
+    if not rows or not full:
+        return []
+    head = ("server", "rate/s at 32 in flight", "server CPU ms per call", "p50 ms at 1 in flight")
+    text = (
+        "The same `ccl serve` with its pipeline taken away (bench/canned_server.py answers every"
+        " ProcessLead with the result of the first one), so what is left is what any call of the"
+        " product pays: gRPC, the four interceptors (request id and logging, error mapping,"
+        " API-key authentication, reading the request with its deadline and the NUL check), the"
+        " servicer and the converters; then with the validation and fingerprint that run before"
+        " storage. Runs of the trials' length, interleaved with the echo, server pinned as above."
+    )
+    return ["## What a call costs with no pipeline work", "", text, "", *_md_table(head, rows)]
 
 
 def uvloop_phase(b: Bench, echo_t: str, echo_pid: int) -> None:
@@ -1073,6 +1154,11 @@ def main() -> int:
     )
     parser.add_argument("--no-uvloop", action="store_true", help="skip the uvloop series")
     parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip the floor series (ProcessLead with the pipeline taken away)",
+    )
+    parser.add_argument(
         "--no-reuseport", action="store_true", help="skip the so_reuseport echo series"
     )
     parser.add_argument(
@@ -1257,6 +1343,8 @@ def main() -> int:
                 core_sqlite(lite, lite_t)
                 lite.stop()
                 stacks.remove(lite)
+                if not args.no_floor:
+                    floor_phase(bench, echo_t, echo.server.pid)
             if "uvloop" in parts:
                 uvloop_phase(bench, echo_t, echo.server.pid)
             if "reuseport" in parts:
@@ -1841,6 +1929,7 @@ def render_markdown(
                 out.append(f"| `{name}` | {'' if own != own else f'{own:.1%}'} | {incl:.1%} |")
             out.append("")
     out += reading(res)
+    out += floor_section(res)
     out += extra_sections(res)
     out += [changes]
     return "\n".join(out)
