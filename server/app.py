@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import itertools
 import logging
 import math
@@ -18,6 +20,13 @@ from server.agents.visitor_identifier import VisitorIdentifier
 from server.outbox.dealer_delivery import dealer_delivery_worker
 from server.outbox.worker import OutboxWorker
 from server.services.auth import ApiKeyService
+from server.services.campaigns import (
+    CampaignTemplateService,
+    MailgunWebhookService,
+    Sender,
+    SuppressionService,
+    UnsubscribeService,
+)
 from server.services.dealer_deliveries import DealerDeliveryService
 from server.services.dealer_webhook import DealerWebhookService
 from server.services.dealers import DealerService
@@ -50,12 +59,18 @@ class Application:
     delivery_worker: OutboxWorker[DueDelivery]
     deliveries: DeliveryRepository
     crm: DealerCrmClient
+    campaign_templates: CampaignTemplateService
+    mailgun_webhook: MailgunWebhookService
+    unsubscribe: UnsubscribeService
+    suppressions: SuppressionService
 
     async def run_background(self, stop: asyncio.Event) -> None:
-        """The in-process workers: dealer delivery outbox and the stopped-pipeline sweep."""
+        """The in-process workers: dealer delivery outbox, the stopped-pipeline sweep, and the
+        pruning of Mailgun webhook tokens too old to be replayed."""
         await asyncio.gather(
             self.delivery_worker.run(stop),
             self.orchestrator.run_sweeper(stop, self.settings.pipeline_sweep_seconds),
+            self.mailgun_webhook.run_pruner(stop),
         )
 
     async def aclose(self) -> None:
@@ -76,6 +91,10 @@ class Application:
             dealers=self.dealers,
             dealer_deliveries=self.dealer_deliveries,
             stats=self.stats,
+            campaign_templates=self.campaign_templates,
+            mailgun_webhook=self.mailgun_webhook,
+            unsubscribe=self.unsubscribe,
+            suppressions=self.suppressions,
             max_request_bytes=self.settings.max_request_bytes,
             request_message_timeout_seconds=self.settings.request_message_timeout_seconds,
         )
@@ -139,6 +158,16 @@ def check_settings(settings: Settings) -> None:
             raise ConfigurationError(
                 "CCL_ENV=production needs DATABASE_URL=postgresql://... (SQLite is for development)"
             )
+    short = [k for k in settings.unsubscribe_key_list() if len(k.encode()) < UNSUBSCRIBE_KEY_MIN]
+    if short:
+        raise ConfigurationError(
+            f"CCL_UNSUBSCRIBE_KEYS must hold keys of at least {UNSUBSCRIBE_KEY_MIN} characters; "
+            f"generate one with: {GENERATE_KEY_HINT}"
+        )
+    if settings.mailgun_api_key and not settings.mailgun_domain:
+        raise ConfigurationError(
+            "CCL_MAILGUN_API_KEY needs CCL_MAILGUN_DOMAIN (the sending domain)"
+        )
     if settings.admin_api_key:
         weakness = admin_key_weakness(settings.admin_api_key)
         if weakness:
@@ -148,8 +177,26 @@ def check_settings(settings: Settings) -> None:
             )
 
 
-def build_cipher(settings: Settings) -> FieldCipher:
-    keys = settings.data_key_list() or [load_or_create_key_file(settings.data_key_file)]
+UNSUBSCRIBE_KEY_MIN = 16
+
+
+def unsubscribe_keys(settings: Settings, data_keys: list[str]) -> list[bytes]:
+    """CCL_UNSUBSCRIBE_KEYS, or else one key derived from each data key (HMAC-SHA256 with a
+    label of its own, so the data key itself never signs anything), in the same order: every
+    replica with the same data keys signs and verifies the same links."""
+    given = settings.unsubscribe_key_list()
+    if given:
+        return [k.encode() for k in given]
+    label = b"ccl unsubscribe links v1"
+    return [hmac.new(k.encode(), label, hashlib.sha256).digest() for k in data_keys]
+
+
+def data_keys(settings: Settings) -> list[str]:
+    return settings.data_key_list() or [load_or_create_key_file(settings.data_key_file)]
+
+
+def build_cipher(settings: Settings, keys: list[str] | None = None) -> FieldCipher:
+    keys = keys or data_keys(settings)
     try:
         return FieldCipher(keys)
     except ValueError as e:  # not Fernet keys (binascii.Error is a ValueError too)
@@ -166,7 +213,8 @@ def build_application(settings: Settings) -> Application:
     from server.transport.converters import lead_input_from_json
 
     check_settings(settings)
-    configure_cipher(build_cipher(settings))
+    keys = data_keys(settings)
+    configure_cipher(build_cipher(settings, keys))
     try:
         database = open_database(settings.database_url)
     except ValueError as e:
@@ -200,6 +248,11 @@ def build_application(settings: Settings) -> Application:
         concurrency=settings.delivery_concurrency,
     )
     api_keys = ApiKeyService(db, settings.admin_api_key, settings.api_key_cache_seconds)
+    sender = Sender(
+        company_name=settings.company_name,
+        company_address=settings.company_postal_address,
+        public_base_url=settings.public_base_url,
+    )
     orchestrator = Orchestrator(
         db,
         lead_repo,
@@ -226,6 +279,10 @@ def build_application(settings: Settings) -> Application:
         delivery_worker=worker,
         deliveries=delivery_repo,
         crm=crm,
+        campaign_templates=CampaignTemplateService(db, sender),
+        mailgun_webhook=MailgunWebhookService(db, settings.mailgun_webhook_signing_key),
+        unsubscribe=UnsubscribeService(db, unsubscribe_keys(settings, keys), sender),
+        suppressions=SuppressionService(db),
     )
 
 

@@ -148,6 +148,48 @@ class Settings(BaseSettings):
         gt=0,
         description="Leads whose pipeline stopped (a crash) are resumed after this long.",
     )
+    mailgun_api_key: str = Field(
+        default="",
+        description="Mailgun API key; empty: email is simulated (payloads recorded, nothing sent).",
+        repr=False,
+    )
+    mailgun_domain: str = Field(
+        default="", description="The Mailgun sending domain (mg.example.com); needed with a key."
+    )
+    mailgun_base_url: str = Field(
+        default="https://api.mailgun.net",
+        description="Mailgun API base URL (https://api.eu.mailgun.net for the EU region).",
+    )
+    mailgun_webhook_signing_key: str = Field(
+        default="",
+        description=(
+            "Mailgun's webhook signing key; empty: every Mailgun webhook is refused "
+            "(SIGNATURE_INVALID)."
+        ),
+        repr=False,
+    )
+    mailgun_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of one call to Mailgun's API."
+    )
+    unsubscribe_keys: str = Field(
+        default="",
+        description=(
+            "Comma-separated HMAC keys (at least 16 characters) signing unsubscribe links; the "
+            "first signs, all verify (rotation). Empty: derived from the data keys."
+        ),
+        repr=False,
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="Public URL of Envoy, for the links in emails (unsubscribe).",
+    )
+    company_name: str = Field(
+        default="Complete Car Loans", description="The sender's name in every email's footer."
+    )
+    company_postal_address: str = Field(
+        default="",
+        description="The sender's postal address in every marketing email's footer (CAN-SPAM).",
+    )
     max_request_bytes: int = Field(
         default=1_048_576, description="Largest request body Envoy and the server accept."
     )
@@ -160,3 +202,6 @@ class Settings(BaseSettings):
 
     def data_key_list(self) -> list[str]:
         return [k.strip() for k in self.data_keys.split(",") if k.strip()]
+
+    def unsubscribe_key_list(self) -> list[str]:
+        return [k.strip() for k in self.unsubscribe_keys.split(",") if k.strip()]

@@ -41,10 +41,9 @@ DESCRIPTOR = ROOT / "envoy" / "ccl.binpb"
 EXAMPLES = ROOT / "docs" / "openapi-examples.yaml"
 OUTPUT = ROOT / "docs" / "openapi.yaml"
 
-# Services whose RPCs all answer UNIMPLEMENTED (HTTP 501, NOT_IMPLEMENTED) today: their agents
-# are not built (README "State today"; server/transport/servicers/{campaign,chat}.py).
+# The RPCs that answer UNIMPLEMENTED (HTTP 501, NOT_IMPLEMENTED) today are policy.NOT_BUILT
+# (README "State today"; server/transport/servicers/{campaign,chat}.py).
 # tests/e2e/test_openapi_examples.py checks that exactly these answer 501.
-NOT_BUILT_SERVICES = frozenset({"ccl.campaign.v1.CampaignService", "ccl.chat.v1.ChatService"})
 
 # google.rpc.Code -> the HTTP status Envoy's transcoder answers with (convert_grpc_status).
 HTTP_STATUS = {
@@ -531,7 +530,7 @@ def build_operation(
     path, path_vars = openapi_path(template)
     request = method.input_type
     full_method = f"/{service_name}/{method.name}"
-    not_built = service_name in NOT_BUILT_SERVICES
+    not_built = full_method in policy.NOT_BUILT
     authenticated = full_method not in policy.SIGNATURE_VERIFIED
     summary = " ".join(comment.split("\n\n")[0].split()).split(". ")[0].rstrip(".")
     description = comment
@@ -616,22 +615,40 @@ def build_operation(
             content.setdefault("examples", {})[example_name] = {**common, "value": example["body"]}
     if params:
         op["parameters"] = params
-    response: dict[str, Any] = {
-        "description": f"OK: a `{schema_name(method.output_type)}`.",
-        "content": {"application/json": {"schema": ref(method.output_type)}},
-    }
-    op["responses"] = {
-        "200": response,
-        **error_responses(
-            parse_errors(comment),
-            authenticated=authenticated,
-            has_body=has_body,
-            not_built=not_built,
-        ),
-    }
+    if method.output_type == HTTP_BODY:
+        media = overlay.get("response_media_type", "text/html")
+        response: dict[str, Any] = {
+            "description": f"OK: the raw body, as `{media}`.",
+            "content": {media: {"schema": {"type": "string"}}},
+        }
+    else:
+        response = {
+            "description": f"OK: a `{schema_name(method.output_type)}`.",
+            "content": {"application/json": {"schema": ref(method.output_type)}},
+        }
+    errors = error_responses(
+        parse_errors(comment),
+        authenticated=authenticated,
+        has_body=has_body,
+        not_built=not_built,
+    )
+    # A status Envoy answers instead of another on this path (envoy/envoy.yaml.tmpl: the
+    # Mailgun webhook's 400s are 406). The original stays listed: gRPC callers get its code.
+    for original, status in sorted(overlay.get("rest_statuses", {}).items()):
+        if str(original) in errors:
+            moved = dict(errors[str(original)])
+            moved["description"] = (
+                f"Answered by Envoy instead of {original} on this path: " + moved["description"]
+            )
+            errors[str(status)] = moved
+    op["responses"] = {"200": response, **dict(sorted(errors.items(), key=_status_order))}
     order = ["operationId", "summary", "description", "tags", "x-ccl-not-built", "x-ccl-roles"]
     order += ["security", "parameters", "requestBody", "responses"]
     return path, {key: op[key] for key in order if key in op}
+
+
+def _status_order(item: tuple[str, Any]) -> tuple[int, str]:
+    return (1, item[0]) if item[0] == "default" else (0, item[0])
 
 
 INFO_DESCRIPTION = """\

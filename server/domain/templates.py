@@ -58,7 +58,8 @@ MAX_INT_BITS = 1_024
 RENDER_DEADLINE_SECONDS = 1.0
 TEMPLATE_CACHE_SIZE = 256
 
-TEMPLATE_INVALID = "TEMPLATE_INVALID"
+# The reason of a template refused when saved: the contract's (campaign_service.proto).
+TEMPLATE_INVALID = "INVALID_TEMPLATE"
 TEMPLATE_RENDER_FAILED = "TEMPLATE_RENDER_FAILED"
 
 # The variables a template may use; `RecipientContext.variables` gives exactly these.
@@ -425,7 +426,7 @@ def template_digest(spec: TemplateSpec) -> str:
 
 def validate_template(spec: TemplateSpec, prefix: str = "template.") -> CompiledTemplate:
     """Checks a template as it is saved: sizes, that each part compiles, and that it renders
-    against `sample_context()`. Raises InvalidArgumentError (TEMPLATE_INVALID) with one
+    against `sample_context()`. Raises InvalidArgumentError (INVALID_TEMPLATE) with one
     violation per bad field (`template.name`, `template.subject`, `template.html_body`,
     `template.text_body`). Compiled templates are cached by content (`compile_template`)."""
     violations: list[FieldViolation] = []

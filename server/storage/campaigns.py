@@ -43,7 +43,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import peewee as pw
 
@@ -56,7 +56,9 @@ from server.domain.campaigns import (
 )
 from server.domain.email import MAX_BATCH_RECIPIENTS, MailgunEvent, MailgunEventType
 from server.domain.leads import LeadStatus, Page, PageResult
-from server.domain.templates import TemplateSpec
+
+if TYPE_CHECKING:  # jinja2 loads with the templates module: only when a template is used
+    from server.domain.templates import TemplateSpec
 from server.errors import AlreadyExistsError, NotFoundError
 from server.storage import models as m
 from server.storage.db import Database
@@ -117,6 +119,8 @@ class TemplateRecord:
 
     @property
     def spec(self) -> TemplateSpec:
+        from server.domain.templates import TemplateSpec
+
         return TemplateSpec(
             name=self.name, subject=self.subject, html=self.html_body, text=self.text_body
         )
@@ -350,18 +354,7 @@ class SuppressionRepository:
                 (s.created_at < c["t"]) | ((s.created_at == c["t"]) & (s.id < c["i"]))
             )
         rows = list(query.order_by(s.created_at.desc(), s.id.desc()).limit(size + 1))
-        items = [
-            SuppressionRecord(
-                suppression_id=r.id,
-                address=r.email_normalized,
-                reason=r.reason,
-                source=r.source,
-                created_at=r.created_at,
-                campaign_id=r.campaign_ref,
-                message_id=r.message_ref,
-            )
-            for r in rows[:size]
-        ]
+        items = [_suppression(r) for r in rows[:size]]
         token = ""
         if len(rows) > size:
             last = items[-1]
@@ -375,6 +368,65 @@ class SuppressionRepository:
             return bool(
                 s.delete().where(s.email_normalized == normalize_address(address)).execute()
             )
+
+
+def _suppression(r: m.Suppression) -> SuppressionRecord:
+    return SuppressionRecord(
+        suppression_id=r.id,
+        address=r.email_normalized,
+        reason=r.reason,
+        source=r.source,
+        created_at=r.created_at,
+        campaign_id=r.campaign_ref,
+        message_id=r.message_ref,
+    )
+
+
+def get_suppression(suppression_id: int) -> SuppressionRecord:
+    """One suppression by id; SUPPRESSION_NOT_FOUND otherwise."""
+    row = m.Suppression.get_or_none(m.Suppression.id == suppression_id)
+    if row is None:
+        raise _not_found("suppression")
+    return _suppression(row)
+
+
+def suppression_of(address: str) -> SuppressionRecord | None:
+    """The suppression of an address (normalised here), if it has one."""
+    s = m.Suppression
+    row = s.get_or_none(s.email_normalized == normalize_address(address))
+    return None if row is None else _suppression(row)
+
+
+def delete_suppression(suppression_id: int) -> bool:
+    """Deletes one suppression; False if there was none. In the caller's transaction."""
+    s = m.Suppression
+    return bool(s.delete().where(s.id == suppression_id).execute())
+
+
+def message_recipient(message_id: str) -> tuple[str, str] | None:
+    """(normalised address, campaign id or "") of one of our messages, or None: what an
+    unsubscribe token's recipient id (a message id) is checked against."""
+    e = m.EmailMessage
+    row = e.select(e.to_email, e.campaign).where(e.id == message_id[:36]).first()
+    if row is None:
+        return None
+    return row.to_email, row.campaign_id or ""
+
+
+def record_unsubscribe(
+    db: Database, message_id: str, address: str, campaign_id: str, now: dt.datetime
+) -> bool:
+    """Suppresses `address` (reason unsubscribed, source unsubscribe) and marks the message
+    unsubscribed (once, so the campaign counts it). True if the address was newly suppressed.
+    In the caller's transaction, if any."""
+    e = m.EmailMessage
+    e.update(unsubscribed_at=now, updated_at=now).where(
+        (e.id == message_id[:36]) & e.unsubscribed_at.is_null()
+    ).execute()
+    entry = NewSuppression(
+        address, SuppressionReason.UNSUBSCRIBED, "unsubscribe", campaign_id, message_id[:36]
+    )
+    return bool(suppress(db, [entry], now))
 
 
 def remember_webhook_token(db: Database, token: str, now: dt.datetime) -> bool:

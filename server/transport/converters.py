@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from ccl.agent.v1 import agent_service_pb2 as agent_pb
+from ccl.campaign.v1 import campaign_service_pb2 as campaign_pb
 from ccl.dealer.v1 import dealer_service_pb2 as dealer_pb
 from ccl.lead.v1 import lead_pb2, lead_service_pb2
 from server.agents.orchestrator import ImportRecord, ImportRecordResult
@@ -18,9 +19,13 @@ from server.domain.dealers import DealerInput, DealerRecord, EndpointCredentials
 from server.errors import FieldViolation, InvalidArgumentError
 from server.services import stats
 from server.services.dealer_webhook import EventResult, EventStatus
+from server.storage.campaigns import SuppressionRecord, TemplateRecord
 from server.storage.deliveries import DeliveryView
 from server.storage.packages import PackageView
 from server.transport.text import nul_field
+
+if TYPE_CHECKING:  # jinja2 loads with the templates module: only when a template is used
+    from server.domain.templates import TemplateSpec
 
 
 def to_timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -473,6 +478,45 @@ def activity_message(record: d.ActivityRecord) -> lead_pb2.Activity:
         summary=record.summary,
         details_json=record.details_json,
         create_time=to_timestamp(record.created_at),
+    )
+
+
+# --- campaigns ------------------------------------------------------------------------
+
+
+def template_spec(message: campaign_pb.Template) -> TemplateSpec:
+    from server.domain.templates import TemplateSpec
+
+    return TemplateSpec(
+        name=message.name,
+        subject=message.subject,
+        html=message.html_body,
+        text=message.text_body,
+    )
+
+
+def template_message(r: TemplateRecord) -> campaign_pb.Template:
+    return campaign_pb.Template(
+        template_id=r.template_id,
+        name=r.name,
+        subject=r.subject,
+        html_body=r.html_body,
+        text_body=r.text_body,
+        create_time=to_timestamp(r.created_at),
+        version=r.version,
+        version_create_time=to_timestamp(r.version_created_at),
+    )
+
+
+def suppression_message(r: SuppressionRecord) -> campaign_pb.Suppression:
+    return campaign_pb.Suppression(
+        suppression_id=str(r.suppression_id),
+        email=r.address,
+        reason=_enum(campaign_pb.SuppressionReason, "SUPPRESSION_REASON_", r.reason),
+        source=r.source,
+        create_time=to_timestamp(r.created_at),
+        campaign_id=r.campaign_id,
+        message_id=r.message_id,
     )
 
 

@@ -20,6 +20,20 @@ SIGNATURE_VERIFIED = frozenset(
     {
         "/ccl.campaign.v1.CampaignService/ReceiveMailgunEvent",
         "/ccl.campaign.v1.CampaignService/Unsubscribe",
+        "/ccl.campaign.v1.CampaignService/GetUnsubscribePage",
+    }
+)
+
+# RPCs of the contract that answer UNIMPLEMENTED (NOT_IMPLEMENTED) today: their work is not
+# built (server/transport/servicers/{campaign,chat}.py). tools/openapi.py marks them.
+NOT_BUILT = frozenset(
+    {
+        "/ccl.campaign.v1.CampaignService/BulkSend",
+        "/ccl.campaign.v1.CampaignService/CreateCampaign",
+        "/ccl.campaign.v1.CampaignService/GetCampaign",
+        "/ccl.campaign.v1.CampaignService/ListCampaigns",
+        "/ccl.chat.v1.ChatService/Converse",
+        "/ccl.chat.v1.ChatService/GetTranscript",
     }
 )
 
@@ -43,6 +57,13 @@ ROLES: dict[str, frozenset[Role]] = {
     "/ccl.campaign.v1.CampaignService/CreateTemplate": frozenset({ADMIN, SERVICE}),
     "/ccl.campaign.v1.CampaignService/GetTemplate": frozenset({ADMIN, SERVICE, OPS}),
     "/ccl.campaign.v1.CampaignService/ListTemplates": frozenset({ADMIN, SERVICE, OPS}),
+    "/ccl.campaign.v1.CampaignService/UpdateTemplate": frozenset({ADMIN, SERVICE}),
+    # Renders (reads) only: nothing is stored or sent.
+    "/ccl.campaign.v1.CampaignService/PreviewTemplate": frozenset({ADMIN, SERVICE, OPS}),
+    "/ccl.campaign.v1.CampaignService/ListSuppressions": frozenset({ADMIN, SERVICE, OPS}),
+    "/ccl.campaign.v1.CampaignService/AddSuppression": frozenset({ADMIN, SERVICE}),
+    # Lifting a suppression is an operator's decision, with a reason: admin keys only.
+    "/ccl.campaign.v1.CampaignService/DeleteSuppression": frozenset({ADMIN}),
     "/ccl.agent.v1.AgentService/GetSystemStats": frozenset({ADMIN, SERVICE, OPS}),
     "/ccl.agent.v1.AgentService/ListAgentStatus": frozenset({ADMIN, SERVICE, OPS, AGENT}),
     "/ccl.dealer.v1.DealerService/CreateDealer": frozenset({ADMIN}),

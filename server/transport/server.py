@@ -17,6 +17,12 @@ from ccl.dealer.v1 import dealer_service_pb2, dealer_service_pb2_grpc
 from ccl.lead.v1 import lead_service_pb2, lead_service_pb2_grpc
 from server.agents.orchestrator import Orchestrator
 from server.services.auth import ApiKeyService
+from server.services.campaigns import (
+    CampaignTemplateService,
+    MailgunWebhookService,
+    SuppressionService,
+    UnsubscribeService,
+)
 from server.services.dealer_deliveries import DealerDeliveryService
 from server.services.dealer_webhook import DealerWebhookService
 from server.services.dealers import DealerService
@@ -41,6 +47,12 @@ SERVICE_NAMES = (
     chat_service_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
     dealer_service_pb2.DESCRIPTOR.services_by_name["DealerService"].full_name,
 )
+# Services whose health is NOT_SERVING: part of their RPCs answer UNIMPLEMENTED (CampaignService
+# sends nothing yet: BulkSend is not built), so a caller that checks health before using them
+# learns they cannot do their job. Their built RPCs answer all the same.
+NOT_SERVING_SERVICES = frozenset(
+    {campaign_service_pb2.DESCRIPTOR.services_by_name["CampaignService"].full_name}
+)
 
 
 class GrpcServer:
@@ -54,7 +66,12 @@ class GrpcServer:
     async def start(self) -> None:
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            status = (
+                health_pb2.HealthCheckResponse.NOT_SERVING
+                if name in NOT_SERVING_SERVICES
+                else health_pb2.HealthCheckResponse.SERVING
+            )
+            await self.health.set(name, status)
 
     async def stop(self, grace: float, drain_delay: float = 0.0) -> None:
         """Health to NOT_SERVING first, and for `drain_delay` seconds keep serving so load
@@ -78,6 +95,10 @@ class ServerParts:
     dealers: DealerService
     dealer_deliveries: DealerDeliveryService
     stats: StatsService
+    campaign_templates: CampaignTemplateService
+    mailgun_webhook: MailgunWebhookService
+    unsubscribe: UnsubscribeService
+    suppressions: SuppressionService
     max_request_bytes: int
     request_message_timeout_seconds: float
 
@@ -113,7 +134,12 @@ def create_server(parts: ServerParts, host: str, port: int) -> GrpcServer:
     dealer_service_pb2_grpc.add_DealerServiceServicer_to_server(
         DealerServicer(parts.dealers, parts.dealer_deliveries), server
     )
-    campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(CampaignServicer(), server)
+    campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(
+        CampaignServicer(
+            parts.campaign_templates, parts.mailgun_webhook, parts.unsubscribe, parts.suppressions
+        ),
+        server,
+    )
     agent_service_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(parts.stats), server)
     chat_service_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(), server)
     health = health_aio.HealthServicer()

@@ -40,7 +40,7 @@ def _ctx(**changes: object) -> RecipientContext:
 def _violations(spec: TemplateSpec) -> dict[str, str]:
     with pytest.raises(InvalidArgumentError) as e:
         validate_template(spec)
-    assert e.value.reason == "TEMPLATE_INVALID"
+    assert e.value.reason == "INVALID_TEMPLATE"
     fields = [v.field for v in e.value.violations]
     assert len(fields) == len(set(fields)), "one violation per field"
     return {v.field: v.description for v in e.value.violations}

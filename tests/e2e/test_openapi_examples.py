@@ -17,8 +17,13 @@ import pytest
 import yaml
 from openapi_schema_validator import OAS31Validator
 
+from server.app import unsubscribe_keys
+from server.domain.campaigns import sign_unsubscribe
+from server.domain.email import sign_webhook
 from server.domain.principal import Role
-from support.stack import EnvoyProcess, ServerThread, free_port
+from server.storage import models as m
+from support.fake_mailgun import DEFAULT_SIGNING_KEY
+from support.stack import EnvoyProcess, ServerThread, free_port, make_settings
 from support.webhook_signing import standard_headers, whsec
 
 pytestmark = pytest.mark.e2e
@@ -69,6 +74,16 @@ def fill(value: Any, data: dict[str, str]) -> Any:
 
 def with_components(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "components": DOCUMENT["components"]}
+
+
+@pytest.fixture(scope="module")
+def stack(db_url: str) -> Iterator[ServerThread]:
+    """The shared stack's, with a Mailgun webhook signing key (the webhook's examples)."""
+    server = ServerThread(
+        make_settings(db_url, mailgun_webhook_signing_key=DEFAULT_SIGNING_KEY)
+    ).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -136,12 +151,33 @@ def data(http: httpx.Client, admin_key: str, stack: ServerThread) -> dict[str, s
         return bool(r["lead"]["status"] == "LEAD_STATUS_UNROUTED")
 
     wait_for(is_unrouted, "the unrouted lead")
+    template = {"name": "Examples", "subject": "Hi {{ first_name }}", "text_body": "Hello"}
+    r = http.post("/api/email-templates", json=template, headers=admin)
+    assert r.status_code == 200, r.text
+    template_id = str(r.json()["template"]["template_id"])
+    r = http.post("/api/email-suppressions", json={"email": "lift.me@example.com"}, headers=admin)
+    assert r.status_code == 200, r.text
+    suppression_id = str(r.json()["suppression"]["suppression_id"])
+    message_id, address = str(m.new_id()), "unsubscribe.example@example.com"
+    stack.app.db.db.connect(reuse_if_open=True)
+    try:
+        m.EmailMessage.insert(id=message_id, to_email=address, state="sent").execute()
+    finally:
+        stack.app.db.db.close()
+    keys = unsubscribe_keys(stack.settings, stack.settings.data_key_list())
+    stamp, token = str(int(time.time())), str(m.new_id()).replace("-", "")
     return {
         "dealer_id": dealer_id,
         "dealer_key": stack.create_key(Role.DEALER, dealer_id),
         "lead_id": lead_id,
         "delivery_id": delivery_id,
         "unrouted_lead_id": unrouted,
+        "template_id": template_id,
+        "suppression_id": suppression_id,
+        "unsubscribe_token": sign_unsubscribe(keys, message_id, address),
+        "mailgun_timestamp": stamp,
+        "mailgun_token": token,
+        "mailgun_signature": sign_webhook(DEFAULT_SIGNING_KEY, stamp, token),
     }
 
 

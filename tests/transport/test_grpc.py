@@ -239,11 +239,6 @@ NOT_BUILT = [
     "/ccl.campaign.v1.CampaignService/CreateCampaign",
     "/ccl.campaign.v1.CampaignService/GetCampaign",
     "/ccl.campaign.v1.CampaignService/ListCampaigns",
-    "/ccl.campaign.v1.CampaignService/CreateTemplate",
-    "/ccl.campaign.v1.CampaignService/GetTemplate",
-    "/ccl.campaign.v1.CampaignService/ListTemplates",
-    "/ccl.campaign.v1.CampaignService/ReceiveMailgunEvent",
-    "/ccl.campaign.v1.CampaignService/Unsubscribe",
     "/ccl.chat.v1.ChatService/GetTranscript",
 ]
 

@@ -2,6 +2,7 @@ import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import httpbody_pb2 as _httpbody_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -25,6 +26,14 @@ class CampaignState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CAMPAIGN_STATE_SENDING: _ClassVar[CampaignState]
     CAMPAIGN_STATE_SENT: _ClassVar[CampaignState]
     CAMPAIGN_STATE_CANCELLED: _ClassVar[CampaignState]
+
+class SuppressionReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SUPPRESSION_REASON_UNSPECIFIED: _ClassVar[SuppressionReason]
+    SUPPRESSION_REASON_UNSUBSCRIBED: _ClassVar[SuppressionReason]
+    SUPPRESSION_REASON_HARD_BOUNCE: _ClassVar[SuppressionReason]
+    SUPPRESSION_REASON_COMPLAINT: _ClassVar[SuppressionReason]
+    SUPPRESSION_REASON_MANUAL: _ClassVar[SuppressionReason]
 CAMPAIGN_KIND_UNSPECIFIED: CampaignKind
 CAMPAIGN_KIND_ONE_OFF: CampaignKind
 CAMPAIGN_KIND_DRIP: CampaignKind
@@ -33,6 +42,11 @@ CAMPAIGN_STATE_DRAFT: CampaignState
 CAMPAIGN_STATE_SENDING: CampaignState
 CAMPAIGN_STATE_SENT: CampaignState
 CAMPAIGN_STATE_CANCELLED: CampaignState
+SUPPRESSION_REASON_UNSPECIFIED: SuppressionReason
+SUPPRESSION_REASON_UNSUBSCRIBED: SuppressionReason
+SUPPRESSION_REASON_HARD_BOUNCE: SuppressionReason
+SUPPRESSION_REASON_COMPLAINT: SuppressionReason
+SUPPRESSION_REASON_MANUAL: SuppressionReason
 
 class Audience(_message.Message):
     __slots__ = ("abandoned_within_days", "lead_ids", "lead_statuses")
@@ -101,20 +115,24 @@ class Campaign(_message.Message):
     def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[CampaignKind, str]] = ..., template_id: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[DripStep, _Mapping]]] = ..., audience: _Optional[_Union[Audience, _Mapping]] = ..., state: _Optional[_Union[CampaignState, str]] = ..., stats: _Optional[_Union[CampaignStats, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Template(_message.Message):
-    __slots__ = ("template_id", "name", "subject", "html_body", "text_body", "create_time")
+    __slots__ = ("template_id", "name", "subject", "html_body", "text_body", "create_time", "version", "version_create_time")
     TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     HTML_BODY_FIELD_NUMBER: _ClassVar[int]
     TEXT_BODY_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     template_id: str
     name: str
     subject: str
     html_body: str
     text_body: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, template_id: _Optional[str] = ..., name: _Optional[str] = ..., subject: _Optional[str] = ..., html_body: _Optional[str] = ..., text_body: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    version: int
+    version_create_time: _timestamp_pb2.Timestamp
+    def __init__(self, template_id: _Optional[str] = ..., name: _Optional[str] = ..., subject: _Optional[str] = ..., html_body: _Optional[str] = ..., text_body: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., version_create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class BulkSendRequest(_message.Message):
     __slots__ = ("idempotency_key", "campaign_id", "campaign")
@@ -191,10 +209,12 @@ class CreateTemplateResponse(_message.Message):
     def __init__(self, template: _Optional[_Union[Template, _Mapping]] = ...) -> None: ...
 
 class GetTemplateRequest(_message.Message):
-    __slots__ = ("template_id",)
+    __slots__ = ("template_id", "version")
     TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     template_id: str
-    def __init__(self, template_id: _Optional[str] = ...) -> None: ...
+    version: int
+    def __init__(self, template_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class GetTemplateResponse(_message.Message):
     __slots__ = ("template",)
@@ -243,3 +263,109 @@ class UnsubscribeResponse(_message.Message):
     UNSUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
     unsubscribed: bool
     def __init__(self, unsubscribed: _Optional[bool] = ...) -> None: ...
+
+class UpdateTemplateRequest(_message.Message):
+    __slots__ = ("template", "update_mask")
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    template: Template
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, template: _Optional[_Union[Template, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateTemplateResponse(_message.Message):
+    __slots__ = ("template",)
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    template: Template
+    def __init__(self, template: _Optional[_Union[Template, _Mapping]] = ...) -> None: ...
+
+class PreviewTemplateRequest(_message.Message):
+    __slots__ = ("template_id", "version", "template", "lead_id")
+    TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    template_id: str
+    version: int
+    template: Template
+    lead_id: str
+    def __init__(self, template_id: _Optional[str] = ..., version: _Optional[int] = ..., template: _Optional[_Union[Template, _Mapping]] = ..., lead_id: _Optional[str] = ...) -> None: ...
+
+class PreviewTemplateResponse(_message.Message):
+    __slots__ = ("subject", "html_body", "text_body", "template_version")
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    HTML_BODY_FIELD_NUMBER: _ClassVar[int]
+    TEXT_BODY_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    subject: str
+    html_body: str
+    text_body: str
+    template_version: int
+    def __init__(self, subject: _Optional[str] = ..., html_body: _Optional[str] = ..., text_body: _Optional[str] = ..., template_version: _Optional[int] = ...) -> None: ...
+
+class GetUnsubscribePageRequest(_message.Message):
+    __slots__ = ("token",)
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    def __init__(self, token: _Optional[str] = ...) -> None: ...
+
+class Suppression(_message.Message):
+    __slots__ = ("suppression_id", "email", "reason", "source", "create_time", "campaign_id", "message_id")
+    SUPPRESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    suppression_id: str
+    email: str
+    reason: SuppressionReason
+    source: str
+    create_time: _timestamp_pb2.Timestamp
+    campaign_id: str
+    message_id: str
+    def __init__(self, suppression_id: _Optional[str] = ..., email: _Optional[str] = ..., reason: _Optional[_Union[SuppressionReason, str]] = ..., source: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., message_id: _Optional[str] = ...) -> None: ...
+
+class ListSuppressionsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSuppressionsResponse(_message.Message):
+    __slots__ = ("suppressions", "next_page_token")
+    SUPPRESSIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    suppressions: _containers.RepeatedCompositeFieldContainer[Suppression]
+    next_page_token: str
+    def __init__(self, suppressions: _Optional[_Iterable[_Union[Suppression, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class AddSuppressionRequest(_message.Message):
+    __slots__ = ("email",)
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    email: str
+    def __init__(self, email: _Optional[str] = ...) -> None: ...
+
+class AddSuppressionResponse(_message.Message):
+    __slots__ = ("suppression", "created")
+    SUPPRESSION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    suppression: Suppression
+    created: bool
+    def __init__(self, suppression: _Optional[_Union[Suppression, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class DeleteSuppressionRequest(_message.Message):
+    __slots__ = ("suppression_id", "reason")
+    SUPPRESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    suppression_id: str
+    reason: str
+    def __init__(self, suppression_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class DeleteSuppressionResponse(_message.Message):
+    __slots__ = ("suppression",)
+    SUPPRESSION_FIELD_NUMBER: _ClassVar[int]
+    suppression: Suppression
+    def __init__(self, suppression: _Optional[_Union[Suppression, _Mapping]] = ...) -> None: ...

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from ccl.campaign.v1 import campaign_service_pb2 as ccl_dot_campaign_dot_v1_dot_campaign__service__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -72,6 +73,16 @@ class CampaignServiceStub:
                 request_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.GetTemplateRequest.SerializeToString,
                 response_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.GetTemplateResponse.FromString,
                 _registered_method=True)
+        self.UpdateTemplate = channel.unary_unary(
+                '/ccl.campaign.v1.CampaignService/UpdateTemplate',
+                request_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.UpdateTemplateRequest.SerializeToString,
+                response_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.UpdateTemplateResponse.FromString,
+                _registered_method=True)
+        self.PreviewTemplate = channel.unary_unary(
+                '/ccl.campaign.v1.CampaignService/PreviewTemplate',
+                request_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewTemplateRequest.SerializeToString,
+                response_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewTemplateResponse.FromString,
+                _registered_method=True)
         self.ListTemplates = channel.unary_unary(
                 '/ccl.campaign.v1.CampaignService/ListTemplates',
                 request_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ListTemplatesRequest.SerializeToString,
@@ -86,6 +97,26 @@ class CampaignServiceStub:
                 '/ccl.campaign.v1.CampaignService/Unsubscribe',
                 request_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.UnsubscribeRequest.SerializeToString,
                 response_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.UnsubscribeResponse.FromString,
+                _registered_method=True)
+        self.GetUnsubscribePage = channel.unary_unary(
+                '/ccl.campaign.v1.CampaignService/GetUnsubscribePage',
+                request_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.GetUnsubscribePageRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+        self.ListSuppressions = channel.unary_unary(
+                '/ccl.campaign.v1.CampaignService/ListSuppressions',
+                request_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ListSuppressionsRequest.SerializeToString,
+                response_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ListSuppressionsResponse.FromString,
+                _registered_method=True)
+        self.AddSuppression = channel.unary_unary(
+                '/ccl.campaign.v1.CampaignService/AddSuppression',
+                request_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.AddSuppressionRequest.SerializeToString,
+                response_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.AddSuppressionResponse.FromString,
+                _registered_method=True)
+        self.DeleteSuppression = channel.unary_unary(
+                '/ccl.campaign.v1.CampaignService/DeleteSuppression',
+                request_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.DeleteSuppressionRequest.SerializeToString,
+                response_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.DeleteSuppressionResponse.FromString,
                 _registered_method=True)
 
 
@@ -142,19 +173,50 @@ class CampaignServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateTemplate(self, request, context):
-        """Creates an email template (sandboxed Jinja2 subject, HTML and text).
+        """Creates an email template (sandboxed Jinja2 subject, HTML and text) as
+        its version 1. Every part is compiled and rendered against a sample
+        recipient first, so a template that would fail at send time is refused
+        here; the CAN-SPAM footer (company name, postal address, unsubscribe
+        link) is added to every message whatever the template says.
 
-        Errors: INVALID_ARGUMENT (INVALID_TEMPLATE, with the syntax error's
-        field).
+        Errors: INVALID_ARGUMENT (INVALID_TEMPLATE, one field violation per bad
+        part: template.name, template.subject, template.html_body,
+        template.text_body).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetTemplate(self, request, context):
-        """Returns one email template.
+        """Returns one email template: its current version, or the version asked
+        for.
 
         Errors: NOT_FOUND (TEMPLATE_NOT_FOUND).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTemplate(self, request, context):
+        """Saves the fields of a template named in `update_mask` (all four when it
+        is empty) as its next version, checked like CreateTemplate. Versions
+        are never changed: a campaign keeps sending the version it pinned.
+
+        Errors: NOT_FOUND (TEMPLATE_NOT_FOUND), INVALID_ARGUMENT
+        (INVALID_TEMPLATE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreviewTemplate(self, request, context):
+        """Renders a template, stored (by id, and version: 0 is the current one)
+        or given inline, for one lead or for the sample recipient, with the
+        footer, exactly as it would be sent. Nothing is stored or sent.
+
+        Errors: NOT_FOUND (TEMPLATE_NOT_FOUND, LEAD_NOT_FOUND), INVALID_ARGUMENT
+        (INVALID_TEMPLATE), FAILED_PRECONDITION (TEMPLATE_RENDER_FAILED: the
+        template does not render for this lead).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -172,10 +234,22 @@ class CampaignServiceServicer:
     def ReceiveMailgunEvent(self, request, context):
         """Receives Mailgun's event webhook (delivered, opened, clicked, failed,
         unsubscribed, complained). The body is Mailgun's raw JSON; its
-        signature is verified with the webhook signing key.
+        signature (hex HMAC-SHA256 of timestamp + token with the webhook signing
+        key) is compared in constant time. The token is remembered and the event
+        applied in one transaction. A permanent failure, a complaint or an
+        unsubscribe suppresses the address at once. Unknown events, and events
+        of no message of ours, are acknowledged with `applied` false.
+
+        Mailgun retries any answer but 200 and 406 for hours, so through Envoy
+        (REST) every 400 of this path is answered as 406 Not Acceptable: a
+        malformed body, a stale or future timestamp (more than 15 minutes old, 5
+        ahead) or a token seen before can never succeed and must not be retried.
+        A bad signature stays 401, so events are redelivered once the signing
+        key is fixed. Over gRPC the codes below are answered as they are.
 
         Errors: UNAUTHENTICATED (SIGNATURE_INVALID), INVALID_ARGUMENT
-        (INVALID_WEBHOOK_BODY).
+        (INVALID_WEBHOOK_BODY), FAILED_PRECONDITION (WEBHOOK_STALE,
+        WEBHOOK_REPLAYED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -184,9 +258,59 @@ class CampaignServiceServicer:
     def Unsubscribe(self, request, context):
         """One-click unsubscribe (RFC 8058): the mail client posts
         "List-Unsubscribe=One-Click" to the URL in the List-Unsubscribe header.
-        The address is suppressed at once.
+        The address is suppressed at once (no confirmation step), for every
+        later campaign. The token is signed per recipient; an invalid one, or
+        one whose address no longer matches, gets the same answer, so nothing
+        tells whether an address is known.
 
         Errors: INVALID_ARGUMENT (UNSUBSCRIBE_TOKEN_INVALID).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUnsubscribePage(self, request, context):
+        """The page the unsubscribe link opens in a browser: an HTML page with one
+        button that posts the one-click form to the same URL. Opening it changes
+        nothing (link scanners open links).
+
+        Errors: INVALID_ARGUMENT (UNSUBSCRIBE_TOKEN_INVALID).
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSuppressions(self, request, context):
+        """Lists suppressed addresses (unsubscribed, hard-bounced, complained,
+        manual), newest first, a page at a time.
+
+        Errors: INVALID_ARGUMENT (INVALID_PAGE_TOKEN, INVALID_PAGE_SIZE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddSuppression(self, request, context):
+        """Suppresses an address by hand (reason manual): it gets no marketing mail
+        from now on. An address already suppressed keeps its first reason.
+
+        Errors: INVALID_ARGUMENT (INVALID_SUPPRESSION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSuppression(self, request, context):
+        """Lifts a suppression (admin keys only), with a reason for the log.
+        Manual suppressions, unsubscribes (when the person asked to be mailed
+        again) and hard bounces (when the mailbox works again) may be lifted;
+        complaints never are: mailing someone who reported spam harms every
+        later campaign's delivery.
+
+        Errors: NOT_FOUND (SUPPRESSION_NOT_FOUND), INVALID_ARGUMENT
+        (INVALID_SUPPRESSION: no reason given), FAILED_PRECONDITION
+        (SUPPRESSION_NOT_REMOVABLE: a complaint).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -225,6 +349,16 @@ def add_CampaignServiceServicer_to_server(servicer, server):
                     request_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.GetTemplateRequest.FromString,
                     response_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.GetTemplateResponse.SerializeToString,
             ),
+            'UpdateTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTemplate,
+                    request_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.UpdateTemplateRequest.FromString,
+                    response_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.UpdateTemplateResponse.SerializeToString,
+            ),
+            'PreviewTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewTemplate,
+                    request_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewTemplateRequest.FromString,
+                    response_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewTemplateResponse.SerializeToString,
+            ),
             'ListTemplates': grpc.unary_unary_rpc_method_handler(
                     servicer.ListTemplates,
                     request_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ListTemplatesRequest.FromString,
@@ -239,6 +373,26 @@ def add_CampaignServiceServicer_to_server(servicer, server):
                     servicer.Unsubscribe,
                     request_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.UnsubscribeRequest.FromString,
                     response_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.UnsubscribeResponse.SerializeToString,
+            ),
+            'GetUnsubscribePage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUnsubscribePage,
+                    request_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.GetUnsubscribePageRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'ListSuppressions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSuppressions,
+                    request_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ListSuppressionsRequest.FromString,
+                    response_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ListSuppressionsResponse.SerializeToString,
+            ),
+            'AddSuppression': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddSuppression,
+                    request_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.AddSuppressionRequest.FromString,
+                    response_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.AddSuppressionResponse.SerializeToString,
+            ),
+            'DeleteSuppression': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSuppression,
+                    request_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.DeleteSuppressionRequest.FromString,
+                    response_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.DeleteSuppressionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -422,6 +576,60 @@ class CampaignService:
             _registered_method=True)
 
     @staticmethod
+    def UpdateTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccl.campaign.v1.CampaignService/UpdateTemplate',
+            ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.UpdateTemplateRequest.SerializeToString,
+            ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.UpdateTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccl.campaign.v1.CampaignService/PreviewTemplate',
+            ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewTemplateRequest.SerializeToString,
+            ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListTemplates(request,
             target,
             options=(),
@@ -492,6 +700,114 @@ class CampaignService:
             '/ccl.campaign.v1.CampaignService/Unsubscribe',
             ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.UnsubscribeRequest.SerializeToString,
             ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.UnsubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUnsubscribePage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccl.campaign.v1.CampaignService/GetUnsubscribePage',
+            ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.GetUnsubscribePageRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSuppressions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccl.campaign.v1.CampaignService/ListSuppressions',
+            ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ListSuppressionsRequest.SerializeToString,
+            ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ListSuppressionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddSuppression(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccl.campaign.v1.CampaignService/AddSuppression',
+            ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.AddSuppressionRequest.SerializeToString,
+            ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.AddSuppressionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSuppression(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccl.campaign.v1.CampaignService/DeleteSuppression',
+            ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.DeleteSuppressionRequest.SerializeToString,
+            ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.DeleteSuppressionResponse.FromString,
             options,
             channel_credentials,
             insecure,
