@@ -41,9 +41,9 @@ import builtins
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import peewee as pw
 
@@ -65,6 +65,7 @@ from server.storage.db import Database
 from server.storage.pagination import decode_token, encode_token, page_size
 
 DEFAULT_PAGE_SIZE = 50
+R = TypeVar("R")
 
 # --- message states ------------------------------------------------------------------------------
 
@@ -216,7 +217,6 @@ class TemplateRepository:
     @staticmethod
     def list(page: Page) -> PageResult[TemplateRecord]:
         """Templates (their current versions), newest first, a page at a time."""
-        size = page_size(page.size, DEFAULT_PAGE_SIZE)
         t, v = m.EmailTemplate, m.EmailTemplateVersion
         query = v.select(
             t.id,
@@ -229,20 +229,15 @@ class TemplateRepository:
             v.text_body,
             v.created_at,
         ).join(t, on=((v.template == t.id) & (v.version == t.current_version)))
-        if page.token:
-            c = decode_token("email_templates", page.token)
-            query = query.where(
-                (t.created_at < c["t"]) | ((t.created_at == c["t"]) & (t.id < c["i"]))
-            )
-        rows: builtins.list[Any] = list(
-            query.order_by(t.created_at.desc(), t.id.desc()).limit(size + 1).dicts()
+        return _newest_first(
+            query,
+            t,
+            "email_templates",
+            page,
+            _template,
+            lambda r: (r.created_at, r.template_id),
+            dicts=True,
         )
-        items = [_template(r) for r in rows[:size]]
-        token = ""
-        if len(rows) > size:
-            last = items[-1]
-            token = encode_token("email_templates", _cursor(last.created_at, last.template_id))
-        return PageResult(items=items, next_page_token=token)
 
 
 def _template(row: Mapping[str, Any]) -> TemplateRecord:
@@ -259,8 +254,31 @@ def _template(row: Mapping[str, Any]) -> TemplateRecord:
     )
 
 
-def _cursor(created_at: dt.datetime, row_id: str | int) -> dict[str, Any]:
-    return {"t": created_at.isoformat(), "i": row_id}
+def _newest_first(
+    query: Any,
+    model: Any,
+    kind: str,
+    page: Page,
+    record: Callable[[Any], R],
+    position: Callable[[R], tuple[dt.datetime, str | int]],
+    *,
+    dicts: bool = False,
+) -> PageResult[R]:
+    """A page of `query`'s rows, newest `model.created_at` first (ties by id), as records;
+    keyset-paginated with page tokens of `kind` holding the last record's `position`."""
+    size = page_size(page.size, DEFAULT_PAGE_SIZE)
+    created, key = model.created_at, model.id
+    if page.token:
+        c = decode_token(kind, page.token)
+        query = query.where((created < c["t"]) | ((created == c["t"]) & (key < c["i"])))
+    query = query.order_by(created.desc(), key.desc()).limit(size + 1)
+    rows = builtins.list(query.dicts() if dicts else query)
+    items = [record(r) for r in rows[:size]]
+    token = ""
+    if len(rows) > size:
+        created_at, last_id = position(items[-1])
+        token = encode_token(kind, {"t": created_at.isoformat(), "i": last_id})
+    return PageResult(items=items, next_page_token=token)
 
 
 # --- suppressions and webhook tokens ------------------------------------------------------------
@@ -345,21 +363,14 @@ class SuppressionRepository:
     @staticmethod
     def list(page: Page) -> PageResult[SuppressionRecord]:
         """Suppressions, newest first, a page at a time."""
-        size = page_size(page.size, DEFAULT_PAGE_SIZE)
-        s = m.Suppression
-        query = s.select()
-        if page.token:
-            c = decode_token("suppressions", page.token)
-            query = query.where(
-                (s.created_at < c["t"]) | ((s.created_at == c["t"]) & (s.id < c["i"]))
-            )
-        rows = list(query.order_by(s.created_at.desc(), s.id.desc()).limit(size + 1))
-        items = [_suppression(r) for r in rows[:size]]
-        token = ""
-        if len(rows) > size:
-            last = items[-1]
-            token = encode_token("suppressions", _cursor(last.created_at, last.suppression_id))
-        return PageResult(items=items, next_page_token=token)
+        return _newest_first(
+            m.Suppression.select(),
+            m.Suppression,
+            "suppressions",
+            page,
+            _suppression,
+            lambda r: (r.created_at, r.suppression_id),
+        )
 
     def remove(self, address: str) -> bool:
         """Lifts an address's suppression (an operator's decision); False if it had none."""
@@ -625,20 +636,14 @@ class CampaignRepository:
     @staticmethod
     def list(page: Page) -> PageResult[CampaignRecord]:
         """Campaigns, newest first, a page at a time."""
-        size = page_size(page.size, DEFAULT_PAGE_SIZE)
-        c = m.Campaign
-        query = c.select()
-        if page.token:
-            cur = decode_token("campaigns", page.token)
-            query = query.where(
-                (c.created_at < cur["t"]) | ((c.created_at == cur["t"]) & (c.id < cur["i"]))
-            )
-        rows = list(query.order_by(c.created_at.desc(), c.id.desc()).limit(size + 1))
-        items = [_campaign(r) for r in rows[:size]]
-        token = ""
-        if len(rows) > size:
-            token = encode_token("campaigns", _cursor(items[-1].created_at, items[-1].campaign_id))
-        return PageResult(items=items, next_page_token=token)
+        return _newest_first(
+            m.Campaign.select(),
+            m.Campaign,
+            "campaigns",
+            page,
+            _campaign,
+            lambda r: (r.created_at, r.campaign_id),
+        )
 
     def transition(
         self,
