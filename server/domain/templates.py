@@ -21,6 +21,16 @@ server, so the language is cut down to what a marketing email needs, and every r
 
 `StrictUndefined` makes an unknown variable an error, and `validate_template` renders every part
 against `sample_context()`, so a typo fails when the template is saved, not when it is sent.
+
+Batch sending: Mailgun sends one body to up to 1,000 recipients, personalised only by
+`%recipient.<name>%` substitution. `CompiledTemplate.render_batch` renders each part once with
+placeholders for the `RECIPIENT_VARIABLES` (`%recipient.<name>_html%`, values escaped beforehand,
+in the HTML part) and `recipient_variables` gives one recipient's values. That is exact because a
+template may only print a recipient variable as it is (`{{ first_name }}`; no filter, test,
+condition, loop, attribute, call or operator on it: `validate_template` walks the syntax tree),
+and may not write `%recipient` text itself. Recipient values are one line (white space
+collapsed), and the subject is the template's own text made one line with the values put in:
+`render` (the preview) builds it that way too, so both give the same message.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ import functools
 import hashlib
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,7 +49,7 @@ import jinja2
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from server.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError
 
@@ -75,6 +85,23 @@ VARIABLES = (
     "company_name",
     "company_address",
 )
+# The variables that differ between recipients. In a batch send (one body for up to 1,000
+# recipients) each goes in as a Mailgun placeholder, so a template may only print them as they
+# are (`{{ first_name }}`): see `validate_template` and `CompiledTemplate.render_batch`.
+RECIPIENT_VARIABLES = (
+    "first_name",
+    "vehicle",
+    "vehicle_year",
+    "vehicle_make",
+    "vehicle_model",
+    "dealer_name",
+    "application_url",
+    "unsubscribe_url",
+)
+# The suffix of a recipient variable's HTML-escaped value (`%recipient.first_name_html%`):
+# Mailgun substitutes raw text, so the HTML part gets values escaped beforehand.
+HTML_SUFFIX = "_html"
+_PLACEHOLDER = re.compile(r"%recipient\.([A-Za-z0-9_]+)%")
 
 
 @dataclass(frozen=True)
@@ -110,11 +137,34 @@ class RecipientContext:
         return " ".join(p for p in (year, self.vehicle_make, self.vehicle_model) if p)
 
     def variables(self) -> dict[str, str]:
-        """The template's variables (`VARIABLES`), all strings."""
+        """The template's variables (`VARIABLES`), all strings. The recipient's own values
+        (`RECIPIENT_VARIABLES`) are on one line: runs of white space become one space, and none
+        leads or trails (the same values `recipient_variables` hands to Mailgun)."""
         values = {k: v for k, v in asdict(self).items() if isinstance(v, str)}
         values["vehicle_year"] = str(self.vehicle_year) if self.vehicle_year else ""
         values["vehicle"] = self.vehicle
+        for name in RECIPIENT_VARIABLES:
+            values[name] = _collapse(values[name])
         return values
+
+
+def recipient_variables(ctx: RecipientContext) -> dict[str, str]:
+    """One recipient's values for a batch send's `recipient-variables`: each of
+    `RECIPIENT_VARIABLES` as plain text (for `%recipient.<name>%` in the subject and text) and
+    HTML-escaped (`<name>_html`, for `%recipient.<name>_html%` in the HTML part)."""
+    values = ctx.variables()
+    out: dict[str, str] = {}
+    for name in RECIPIENT_VARIABLES:
+        out[name] = values[name]
+        out[name + HTML_SUFFIX] = str(escape(values[name]))
+    return out
+
+
+def substitute(text: str, variables: Mapping[str, str]) -> str:
+    """`text` with every `%recipient.<name>%` whose name is in `variables` replaced by its value,
+    in one pass (a value is never substituted into again), as Mailgun does for each recipient.
+    Unknown names are left as they are."""
+    return _PLACEHOLDER.sub(lambda m: variables.get(m.group(1), m.group(0)), text)
 
 
 def sample_context() -> RecipientContext:
@@ -300,6 +350,40 @@ def _instrument(tree: nodes.Template) -> None:
                 )
 
 
+_PLACEHOLDER_TEXT = "may not contain Mailgun's %recipient.…% placeholders of its own"
+# Blocks whose body's output is changed before it is sent: a recipient variable printed inside
+# one would be changed as its placeholder, not as its value.
+_TRANSFORMING_BLOCKS = (nodes.FilterBlock, nodes.AssignBlock, nodes.ScopedEvalContextModifier)
+
+
+def _recipient_use_problem(tree: nodes.Template) -> str | None:
+    """Why the template uses a recipient variable other than by printing it as it is
+    (`{{ first_name }}`), or None. In a batch send the variable is a placeholder Mailgun fills
+    in later, so a filter, test, comparison, condition, loop, attribute, call or `~` on it (or
+    assigning to its name, or printing it inside a block that filters or re-escapes its body)
+    would work on the placeholder, not on the recipient's value."""
+
+    def walk(node: nodes.Node, parent: nodes.Node | None, transformed: bool) -> str | None:
+        if isinstance(node, nodes.Name) and node.name in RECIPIENT_VARIABLES:
+            if node.ctx != "load":
+                return f"line {node.lineno}: '{node.name}' may not be assigned to"
+            if not isinstance(parent, nodes.Output) or transformed:
+                return (
+                    f"line {node.lineno}: '{node.name}' may only be printed as it is, "
+                    f"as in {{{{ {node.name} }}}} (no filter, test, condition, loop, "
+                    "attribute, call, operator or filtering block)"
+                )
+            return None
+        inside = transformed or isinstance(node, _TRANSFORMING_BLOCKS)
+        for child in node.iter_child_nodes():
+            problem = walk(child, node, inside)
+            if problem:
+                return problem
+        return None
+
+    return walk(tree, None, False)
+
+
 def _sized(node: nodes.Concat) -> nodes.Filter:
     return nodes.Filter(node, "_ccl_size", [], [], None, None, lineno=node.lineno)
 
@@ -345,19 +429,43 @@ def _collapse(subject: str) -> str:
     return " ".join(subject.split())
 
 
-def _footer_html(ctx: RecipientContext) -> Markup:
+def _footer_html(company_name: str, company_address: str, unsubscribe_url: str) -> Markup:
+    # `unsubscribe_url` is escaped here unless it is Markup (a batch's placeholder).
     return Markup(
         '\n<div class="ccl-footer" style="font-size:12px;color:#666">'
         "<p>{company}<br>{address}</p>"
         '<p><a href="{url}">Unsubscribe</a> from these emails.</p></div>\n'
-    ).format(company=ctx.company_name, address=ctx.company_address, url=ctx.unsubscribe_url)
+    ).format(company=company_name, address=company_address, url=unsubscribe_url)
 
 
-def _footer_text(ctx: RecipientContext) -> str:
+def _footer_text(company_name: str, company_address: str, unsubscribe_url: str) -> str:
     return (
-        f"\n\n--\n{ctx.company_name}\n{ctx.company_address}\n"
-        f"Unsubscribe from these emails: {ctx.unsubscribe_url}\n"
+        f"\n\n--\n{company_name}\n{company_address}\n"
+        f"Unsubscribe from these emails: {unsubscribe_url}\n"
     )
+
+
+def _placeholders(company_name: str, company_address: str, *, html: bool) -> dict[str, str]:
+    """A context whose recipient variables are Mailgun placeholders: `%recipient.<name>_html%`
+    as Markup in the HTML part (so autoescaping leaves it alone; the value is escaped before it
+    is sent), `%recipient.<name>%` elsewhere."""
+    values = {"company_name": company_name, "company_address": company_address}
+    for name in RECIPIENT_VARIABLES:
+        if html:
+            values[name] = Markup("%recipient.{}{}%").format(name, HTML_SUFFIX)
+        else:
+            values[name] = f"%recipient.{name}%"
+    return values
+
+
+def _blanks(company_name: str, company_address: str) -> dict[str, str]:
+    values = dict.fromkeys(RECIPIENT_VARIABLES, "")
+    values.update(company_name=company_name, company_address=company_address)
+    return values
+
+
+def _has_placeholder_text(text: str) -> bool:
+    return "%recipient" in text.lower()
 
 
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
@@ -369,6 +477,34 @@ def _with_html_footer(html: str, footer: Markup) -> str:
         return html + str(footer)
     at = ends[-1].start()
     return html[:at] + str(footer) + html[at:]
+
+
+@dataclass(frozen=True)
+class BatchRendering:
+    """A template rendered once for a whole batch: the recipient variables are Mailgun
+    placeholders (`%recipient.<name>%`, `%recipient.<name>_html%` in `html`), footers included.
+    Substituting a recipient's `recipient_variables` gives exactly `CompiledTemplate.render`'s
+    message for them (`personalise`)."""
+
+    subject: str = field(repr=False)
+    html: str = field(repr=False)
+    text: str = field(repr=False)
+
+    def personalise(self, variables: Mapping[str, str]) -> RenderedEmail:
+        """The message one recipient gets (what Mailgun makes of it), subject length checked."""
+        return RenderedEmail(
+            subject=self.subject_for(variables),
+            html=substitute(self.html, variables),
+            text=substitute(self.text, variables),
+        )
+
+    def subject_for(self, variables: Mapping[str, str]) -> str:
+        """One recipient's subject; FailedPreconditionError (TEMPLATE_RENDER_FAILED) if their
+        values make it longer than `MAX_SUBJECT_CHARS` (check each recipient before sending)."""
+        subject = substitute(self.subject, variables)
+        if len(subject) > MAX_SUBJECT_CHARS:
+            raise _render_failed("subject", _RenderLimitError("the subject is too long"))
+        return subject
 
 
 @dataclass(frozen=True)
@@ -384,26 +520,76 @@ class CompiledTemplate:
     def render(self, ctx: RecipientContext) -> RenderedEmail:
         """The message for `ctx`, with the CAN-SPAM footer (sender's name and postal address,
         unsubscribe link) appended to both parts whatever the template says. Raises
-        FailedPreconditionError (TEMPLATE_RENDER_FAILED) if a part fails for this recipient."""
+        FailedPreconditionError (TEMPLATE_RENDER_FAILED) if a part fails for this recipient.
+
+        The HTML and text parts render with the recipient's values. The subject renders as in a
+        batch: the template's own text is made one line, then the (one-line) values go in, so a
+        value never joins or splits the template's words and a batch's subject is the same."""
         variables = ctx.variables()
-        parts: dict[str, str] = {}
-        for name, template in (("subject", self._subject), ("html", self._html)):
-            if template is None:
-                parts[name] = ""
-                continue
-            try:
-                parts[name] = _render(template, variables)
-            except Exception as e:
-                raise _render_failed(name, e) from e
+        own = recipient_variables(ctx)
+        subject = self._batch_subject(ctx.company_name, ctx.company_address)
+        html = ""
+        if self._html is not None:
+            html = _with_html_footer(
+                self._part("html", self._html, variables),
+                _footer_html(ctx.company_name, ctx.company_address, variables["unsubscribe_url"]),
+            )
+        text = self._part("text", self._text, variables) + _footer_text(
+            ctx.company_name, ctx.company_address, variables["unsubscribe_url"]
+        )
+        return RenderedEmail(
+            subject=BatchRendering(subject, "", "").subject_for(own), html=html, text=text
+        )
+
+    def render_batch(self, company_name: str, company_address: str) -> BatchRendering:
+        """Every part rendered once, the recipient variables as Mailgun placeholders (see
+        `BatchRendering`), footers included. Exact because `validate_template` lets a template
+        only print a recipient variable as it is. Raises FailedPreconditionError
+        (TEMPLATE_RENDER_FAILED) if a part fails, or if the output holds `%recipient` text of
+        its own (the company's details, say), which Mailgun would take for a placeholder."""
+        subject = self._batch_subject(company_name, company_address)
+        html = ""
+        placeholders = _placeholders(company_name, company_address, html=False)
+        blanks = _blanks(company_name, company_address)
+        if self._html is not None:
+            url = Markup("%recipient.unsubscribe_url{}%").format(HTML_SUFFIX)
+            html = _with_html_footer(
+                self._part(
+                    "html", self._html, _placeholders(company_name, company_address, html=True)
+                ),
+                _footer_html(company_name, company_address, url),
+            )
+            bare = self._part("html", self._html, blanks)
+            bare += _footer_html(company_name, company_address, "")
+            if _has_placeholder_text(bare):
+                raise _render_failed("html", _RenderLimitError(_PLACEHOLDER_TEXT))
+        text = self._part("text", self._text, placeholders) + _footer_text(
+            company_name, company_address, "%recipient.unsubscribe_url%"
+        )
+        bare = self._part("text", self._text, blanks) + _footer_text(
+            company_name, company_address, ""
+        )
+        if _has_placeholder_text(bare):
+            raise _render_failed("text", _RenderLimitError(_PLACEHOLDER_TEXT))
+        return BatchRendering(subject=subject, html=html, text=text)
+
+    def _batch_subject(self, company_name: str, company_address: str) -> str:
+        subject = _collapse(
+            self._part(
+                "subject", self._subject, _placeholders(company_name, company_address, html=False)
+            )
+        )
+        bare = self._part("subject", self._subject, _blanks(company_name, company_address))
+        if _has_placeholder_text(bare):
+            raise _render_failed("subject", _RenderLimitError(_PLACEHOLDER_TEXT))
+        return subject
+
+    @staticmethod
+    def _part(name: str, template: jinja2.Template, variables: dict[str, str]) -> str:
         try:
-            parts["text"] = _render(self._text, variables)
+            return _render(template, variables)
         except Exception as e:
-            raise _render_failed("text", e) from e
-        subject = _collapse(parts["subject"])
-        if len(subject) > MAX_SUBJECT_CHARS:
-            raise _render_failed("subject", _RenderLimitError("the subject is too long"))
-        html = _with_html_footer(parts["html"], _footer_html(ctx)) if self._html else ""
-        return RenderedEmail(subject=subject, html=html, text=parts["text"] + _footer_text(ctx))
+            raise _render_failed(name, e) from e
 
 
 def _render_failed(part: str, exc: BaseException) -> FailedPreconditionError:
@@ -462,9 +648,14 @@ def _part_problem(
         return f"must be at most {limit} characters"
     env = _HTML_ENV if part == "html" else _PLAIN_ENV
     try:
+        problem = _recipient_use_problem(env.parse(source))
+        if problem:
+            return problem
         rendered = _render(_compile_part(env, source), sample)
     except Exception as e:
         return _describe(e)
+    if _has_placeholder_text(rendered):
+        return _PLACEHOLDER_TEXT
     if part == "subject" and len(_collapse(rendered)) > MAX_SUBJECT_CHARS:
         return f"renders longer than {MAX_SUBJECT_CHARS} characters"
     return None
@@ -614,10 +805,13 @@ def adverse_action_notice(
 
 
 __all__ = [
+    "HTML_SUFFIX",
     "MAX_RENDERED_CHARS",
+    "RECIPIENT_VARIABLES",
     "TEMPLATE_INVALID",
     "TEMPLATE_RENDER_FAILED",
     "VARIABLES",
+    "BatchRendering",
     "CompiledTemplate",
     "CreditBureau",
     "Creditor",
@@ -627,7 +821,9 @@ __all__ = [
     "adverse_action_notice",
     "clear_template_cache",
     "compile_template",
+    "recipient_variables",
     "sample_context",
+    "substitute",
     "template_digest",
     "validate_template",
 ]

@@ -12,6 +12,7 @@ the claim is not `outbox.lease_due` is in `claim_batch`). A message's life:
     sending ──▶ sent (Mailgun's id) | unknown (may have been accepted) | queued again | failed
     unknown ──events or resolve_unknown_batch──▶ sent | queued again
     sent ──Mailgun's permanent failure──▶ bounced
+    (leased, batch_id) ──defer_messages──▶ queued, due later | ──fail_messages──▶ failed
 
 `suppressed` messages (the address was suppressed when the campaign started) and `simulated`
 ones (no Mailgun key) are final too. A message queued again keeps its `attempts` and
@@ -1084,6 +1085,71 @@ class CampaignRepository:
             last_error=error,
             attempts=e.attempts + 1,
         )
+
+    def defer_messages(
+        self,
+        batch_id: str,
+        deferrals: Sequence[tuple[str, dt.datetime]],
+        now: dt.datetime,
+    ) -> int:
+        """Takes some messages out of a claimed batch before it is marked `sending` (a
+        recipient in quiet hours): each is queued again, due at its time, leased to no one and
+        in no batch (its attempts unchanged). One UPDATE per distinct due time (quiet hours end
+        at a handful of moments, one per time zone), in one transaction. Only messages still
+        `queued` in `batch_id` under an unexpired lease move. The number moved."""
+        by_due: dict[dt.datetime | None, builtins.list[str]] = {}
+        for message_id, due_at in deferrals:
+            by_due.setdefault(_naive(due_at), []).append(message_id)
+        return self._take_out_of_batch(batch_id, now, by_due, state=QUEUED)
+
+    def fail_messages(
+        self, batch_id: str, message_ids: Sequence[str], error: str, now: dt.datetime
+    ) -> int:
+        """Takes messages out of a claimed batch for good before it is marked `sending` (the
+        template does not render for these recipients): `failed` with `error` (no address in
+        it), attempts counted. Same conditions as `defer_messages`. The number moved."""
+        return self._take_out_of_batch(
+            batch_id, now, {None: list(message_ids)}, state=FAILED, error=error
+        )
+
+    def _take_out_of_batch(
+        self,
+        batch_id: str,
+        now: dt.datetime,
+        groups: Mapping[dt.datetime | None, Sequence[str]],
+        *,
+        state: str,
+        error: str | None = None,
+    ) -> int:
+        e = m.EmailMessage
+        moved = 0
+        with self._db.transaction():
+            for due_at, ids in groups.items():
+                if not ids:
+                    continue
+                values: dict[Any, Any] = {
+                    e.state: state,
+                    e.batch_id: "",
+                    e.locked_by: "",
+                    e.locked_until: None,
+                    e.updated_at: now,
+                }
+                if due_at is not None:
+                    values[e.next_attempt_at] = due_at
+                if error is not None:
+                    values[e.last_error] = error
+                    values[e.attempts] = e.attempts + 1
+                moved += int(
+                    e.update(values)
+                    .where(
+                        (e.batch_id == batch_id)
+                        & (e.state == QUEUED)
+                        & (e.locked_until >= now)
+                        & e.id.in_(list(dict.fromkeys(ids)))
+                    )
+                    .execute()
+                )
+        return moved
 
     def resolve_unknown_batch(
         self, batch_id: str, sent: bool, provider_id: str, now: dt.datetime

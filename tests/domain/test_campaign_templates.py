@@ -176,16 +176,20 @@ def test_renders_are_bounded(payload: str) -> None:
 
 
 def test_loops_and_filters_that_stay_small_are_fine() -> None:
+    # On the company's values (the same for every recipient); the recipient's may only be
+    # printed as they are (test_recipient_variables_may_only_be_printed_as_they_are).
     spec = _text_only(
         "{% for i in range(3) %}{{ loop.index }}{{ loop.cycle('a', 'b') }}{% endfor %} "
-        "{{ first_name|upper }} {{ first_name.lower() }} {{ dealer_name|default('us') }} "
-        "{% if vehicle_year %}{{ vehicle_year }}{% endif %} {{ 6 * 7 }} "
+        "{{ company_name|upper }} {{ company_name.lower() }} {{ company_name|default('us') }} "
+        "{% if company_address %}{{ first_name }}{% endif %} {{ 6 * 7 }} "
         "{% filter title %}hello there{% endfilter %}"
     )
     assert (
         validate_template(spec)
         .render(sample_context())
-        .text.startswith("1a2b3a JORDAN jordan Sample Motors 2021 42 Hello There")
+        .text.startswith(
+            "1a2b3a SAMPLE LENDING LLC sample lending llc Sample Lending LLC Jordan 42 Hello There"
+        )
     )
 
 
@@ -253,11 +257,16 @@ def test_a_subject_that_renders_too_long_is_refused() -> None:
 
 
 def test_a_send_time_failure_is_a_failed_precondition() -> None:
-    compiled = validate_template(_text_only("{{ first_name * 15000 }}"))  # 6 chars sampled
+    # A recipient's values can no longer make the body do more work (they may only be
+    # printed); what is left per recipient is a subject their values make too long.
+    compiled = validate_template(dataclasses.replace(GOOD, subject="{{ first_name }}"))
     with pytest.raises(FailedPreconditionError) as e:
-        compiled.render(_ctx(first_name="a much longer first name"))
+        compiled.render(_ctx(first_name="x" * (templates.MAX_SUBJECT_CHARS + 1)))
     assert e.value.reason == "TEMPLATE_RENDER_FAILED"
-    assert e.value.metadata == {"part": "text"}
+    assert e.value.metadata == {"part": "subject"}
+    batch = compiled.render_batch("Sample Lending LLC", "100 Main St")
+    with pytest.raises(FailedPreconditionError):
+        batch.subject_for({"first_name": "x" * (templates.MAX_SUBJECT_CHARS + 1)})
 
 
 def test_compiled_templates_are_cached_by_content() -> None:
@@ -290,7 +299,7 @@ def test_any_first_name_is_escaped_in_html_and_kept_in_text(name: str) -> None:
         name="t", subject="s", html="<p>{{ first_name }}</p>", text="{{ first_name }}"
     )
     out = validate_template(spec).render(_ctx(first_name=name))
-    assert out.text.startswith(name)
+    assert out.text.startswith(" ".join(name.split()))  # a recipient's value is one line
     body = out.html[: out.html.index("\n<div")]
     assert "<" not in body[3:-4] and ">" not in body[3:-4]
 
@@ -357,3 +366,171 @@ def test_the_notice_needs_a_reason() -> None:
         adverse_action_notice(
             first_name="J", creditor=CREDITOR, bureau=BUREAU, reasons=[], decided_on=dt.date.today()
         )
+
+
+# --- Batch rendering: one body per Mailgun call, personalised by %recipient.x% ----------------
+
+RICH = TemplateSpec(
+    name="rich",
+    subject="  {{ first_name }},\n your {{ vehicle }}  at {{ dealer_name }}{{ vehicle_year }} ",
+    html="<html><body><h1>{{ company_name|upper }}</h1>"
+    "{% for i in range(2) %}<p>{{ loop.index }} {{ first_name }}</p>{% endfor %}"
+    "{% if company_address %}<a href='{{ application_url }}'>{{ vehicle_make }}</a>{% endif %}"
+    '<a href="{{ unsubscribe_url }}">x</a> {{ vehicle_model }}</body></html>',
+    text="Hi {{ first_name }}{{ vehicle }}\n{{ vehicle_year }} {{ vehicle_make }} "
+    "{{ vehicle_model }} {{ dealer_name }} {{ application_url }} {{ unsubscribe_url }} "
+    "{{ company_name }} {% raw %}{{ first_name }}{% endraw %}",
+)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ first_name|upper }}",
+        "{{ first_name|default('friend') }}",
+        "{{ first_name.lower() }}",
+        "{{ first_name[0] }}",
+        "{{ first_name ~ '!' }}",
+        "{{ 'Hi ' + first_name }}",
+        "{{ first_name if company_name else '' }}",
+        "{{ first_name == 'x' }}",
+        "{{ first_name is defined }}",
+        "{% if first_name %}hi{% endif %}",
+        "{% if dealer_name == 'x' %}hi{% endif %}",
+        "{% for c in first_name %}{{ c }}{% endfor %}",
+        "{% for i in range(vehicle_year|int) %}{% endfor %}",
+        "{{ vehicle_year * 2 }}",
+        "{{ [application_url]|first }}",
+        "{{ unsubscribe_url|urlencode }}",
+        "{% set first_name = 'x' %}{{ first_name }}",
+        "{% for first_name in ['a'] %}{{ first_name }}{% endfor %}",
+        "{% filter upper %}{{ first_name }}{% endfilter %}",
+        "{% set x %}{{ first_name }}{% endset %}{{ x|upper }}",
+        "{% autoescape false %}{{ first_name }}{% endautoescape %}",
+    ],
+)
+def test_recipient_variables_may_only_be_printed_as_they_are(source: str) -> None:
+    found = _violations(_text_only(source))
+    assert set(found) == {"template.text_body"}
+    assert (
+        "may only be printed" in found["template.text_body"]
+        or "assigned" in (found["template.text_body"])
+    )
+
+
+def test_one_violation_per_part_for_recipient_variable_misuse() -> None:
+    spec = TemplateSpec(
+        name="t",
+        subject="{{ first_name|title }} {{ vehicle|lower }}",
+        html="<p>{% if dealer_name %}{{ dealer_name }}{% endif %}</p>",
+        text="{{ first_name }}",  # fine
+    )
+    assert set(_violations(spec)) == {"template.subject", "template.html_body"}
+
+
+@pytest.mark.parametrize(
+    "source", ["%recipient.first_name%", "{{ '%recip' ~ 'ient.x%' }}", "50%RECIPIENT"]
+)
+def test_a_template_may_not_write_mailgun_placeholders_itself(source: str) -> None:
+    found = _violations(_text_only(source))
+    assert "%recipient" in found["template.text_body"]
+
+
+def test_render_batch_puts_placeholders_where_the_recipients_values_go() -> None:
+    batch = validate_template(RICH).render_batch("Sample <Lending>", "100 Main St")
+    assert batch.subject == (
+        "%recipient.first_name%, your %recipient.vehicle% at "
+        "%recipient.dealer_name%%recipient.vehicle_year%"
+    )
+    assert "<p>1 %recipient.first_name_html%</p><p>2 %recipient.first_name_html%</p>" in (
+        batch.html
+    )
+    assert "SAMPLE &lt;LENDING&gt;" in batch.html
+    assert '<a href="%recipient.unsubscribe_url_html%">Unsubscribe</a>' in batch.html
+    assert batch.text.startswith("Hi %recipient.first_name%%recipient.vehicle%\n")
+    assert batch.text.endswith("Unsubscribe from these emails: %recipient.unsubscribe_url%\n")
+    assert "{{ first_name }}" in batch.text  # raw text stays text
+
+
+def test_recipient_variables_give_plain_and_escaped_values() -> None:
+    values = templates.recipient_variables(
+        _ctx(first_name=" Ann\n<b>&", vehicle_year=0, vehicle_make="Kia", vehicle_model="")
+    )
+    assert set(values) == {
+        *templates.RECIPIENT_VARIABLES,
+        *(n + "_html" for n in templates.RECIPIENT_VARIABLES),
+    }
+    assert values["first_name"] == "Ann <b>&"
+    assert values["first_name_html"] == "Ann &lt;b&gt;&amp;"
+    assert values["vehicle"] == "Kia" and values["vehicle_year"] == ""
+
+
+def test_company_details_that_look_like_placeholders_are_refused_at_send_time() -> None:
+    with pytest.raises(FailedPreconditionError) as e:
+        validate_template(GOOD).render_batch("Evil %recipient.first_name% LLC", "x")
+    assert e.value.reason == "TEMPLATE_RENDER_FAILED"
+
+
+def test_substitution_is_one_pass() -> None:
+    out = templates.substitute(
+        "%recipient.a% %recipient.b% %recipient.zz% %recipient.a",
+        {"a": "%recipient.b%", "b": "B"},
+    )
+    assert out == "%recipient.b% B %recipient.zz% %recipient.a"
+
+
+_values = st.lists(
+    st.sampled_from([*"ab <>&\"' \n\t%.é", "%recipient.first_name%", "</body>"]), max_size=12
+).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    first_name=_values,
+    vehicle_year=st.sampled_from([0, 1999, 2024]),
+    vehicle_make=_values,
+    vehicle_model=_values,
+    dealer_name=_values,
+    application_url=_values,
+    unsubscribe_url=_values,
+    company_name=st.text(alphabet="ab <>&\"'", max_size=20),
+    spec=st.sampled_from(
+        [
+            GOOD,
+            RICH,
+            _text_only("{{ first_name }}"),
+            dataclasses.replace(RICH, html="<p>{{ first_name }}</p>"),
+        ]
+    ),
+)
+def test_a_batch_rendering_personalised_is_the_recipients_own_render(
+    first_name: str,
+    vehicle_year: int,
+    vehicle_make: str,
+    vehicle_model: str,
+    dealer_name: str,
+    application_url: str,
+    unsubscribe_url: str,
+    company_name: str,
+    spec: TemplateSpec,
+) -> None:
+    ctx = RecipientContext(
+        first_name=first_name,
+        vehicle_year=vehicle_year,
+        vehicle_make=vehicle_make,
+        vehicle_model=vehicle_model,
+        dealer_name=dealer_name,
+        application_url=application_url,
+        unsubscribe_url=unsubscribe_url,
+        company_name=company_name,
+        company_address="1 Main St <Suite & 2>",
+    )
+    compiled = validate_template(spec)
+    batch = compiled.render_batch(ctx.company_name, ctx.company_address)
+    assert batch.personalise(templates.recipient_variables(ctx)) == compiled.render(ctx)
+    # Every part, the footer and its unsubscribe link included.
+    own = compiled.render(ctx)
+    link = templates.recipient_variables(ctx)["unsubscribe_url_html"]
+    if own.html:
+        assert f'<a href="{link}">Unsubscribe</a>' in own.html
+    assert own.text.endswith(f"{' '.join(unsubscribe_url.split())}\n")

@@ -151,10 +151,10 @@ async def test_preview_fails_for_a_lead_it_does_not_render_for(
     application: Application,
 ) -> None:
     service = application.campaign_templates
-    # Renders for the sample (a known vehicle year), fails for a lead without one.
-    spec = TemplateSpec("Year", "Your {{ 2030 // vehicle_year|int }}", "", "text")
+    # Renders for the sample, fails for a lead whose long name makes the subject too long.
+    spec = TemplateSpec("Long", "{{ first_name }} " * 4, "", "text")
     stored = await service.create(spec)
-    lead_id = await new_lead(application, "preview.noyear@example.com", vehicle=None)
+    lead_id = await new_lead(application, "preview.long@example.com", first_name="A" * 100)
     with pytest.raises(FailedPreconditionError) as e:
         await service.preview(
             template_id=stored.template_id, version=0, inline=None, lead_id=lead_id

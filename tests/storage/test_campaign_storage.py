@@ -759,3 +759,43 @@ def test_dispatch_reads_messages_through_indexes(
     assert all("campaign_created_at" in step for step in scans), found  # campaigns, oldest first
     assert any("email_message_campaign_id_state_next_attempt_at" in step for step in steps)
     assert any("email_message_batch_id_state" in step for step in steps)
+
+
+def test_messages_deferred_or_failed_out_of_a_claimed_batch(
+    campaigns: CampaignRepository, templates: TemplateRepository
+) -> None:
+    t0 = NOW + dt.timedelta(hours=40)
+    _drain(campaigns, t0)
+    campaign_id, _ = _running(campaigns, templates, 12)
+    batch = campaigns.claim_batch("w", t0, LEASE, limit=12)
+    assert batch is not None and len(batch.messages) == 12
+    ids = [msg.message_id for msg in batch.messages]
+    morning, later = t0 + dt.timedelta(hours=9), t0 + dt.timedelta(hours=11)
+    deferrals = [(i, morning) for i in ids[:3]] + [(i, later) for i in ids[3:5]]
+    assert campaigns.defer_messages(batch.batch_id, deferrals, t0) == 5
+    assert campaigns.fail_messages(batch.batch_id, ids[5:6], "subject too long", t0) == 1
+    # The rest of the batch is still whole: it is marked sending by its new size.
+    assert not campaigns.mark_batch_sending(batch.batch_id, t0, LEASE, 12)
+    assert campaigns.mark_batch_sending(batch.batch_id, t0, LEASE, 6)
+    # A deferred message is not touched by its old batch's results...
+    assert campaigns.release_batch_for_retry(batch.batch_id, t0, "429", t0) == 6
+    assert campaigns.defer_messages(batch.batch_id, deferrals, t0) == 0  # not twice
+    e = m.EmailMessage
+    rows = {r.id: r for r in e.select().where(e.id.in_(ids[:6]))}
+    assert {rows[i].next_attempt_at for i in ids[:3]} == {morning}
+    assert {rows[i].next_attempt_at for i in ids[3:5]} == {later}
+    assert all(rows[i].state == "queued" and rows[i].batch_id == "" for i in ids[:5])
+    assert all(rows[i].attempts == 0 and rows[i].locked_until is None for i in ids[:5])
+    assert (rows[ids[5]].state, rows[ids[5]].last_error) == ("failed", "subject too long")
+    # ...and is claimed again only when due.
+    retried = campaigns.claim_batch("w", t0, LEASE)
+    assert retried is not None and {msg.message_id for msg in retried.messages} == set(ids[6:])
+    assert campaigns.mark_batch_sending(retried.batch_id, t0, LEASE, 6)
+    campaigns.record_batch_sent(retried.batch_id, "mg", t0)
+    assert campaigns.claim_batch("w", t0, LEASE) is None
+    first = campaigns.claim_batch("w", morning, LEASE)
+    assert first is not None and {msg.message_id for msg in first.messages} == set(ids[:3])
+    campaigns.defer_messages(first.batch_id, [(i, later) for i in ids[:3]], morning)
+    second = campaigns.claim_batch("w", later, LEASE)
+    assert second is not None and {msg.message_id for msg in second.messages} == set(ids[:5])
+    assert campaigns.stats([campaign_id])[campaign_id].count("failed") == 1
