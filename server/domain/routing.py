@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from server.domain.leads import CreditResult, TradeInInput
+from server.domain.leads import CreditResult, LeadRecord, TradeInInput
 
 PACKAGE_FORMATS = ("adf", "json")
 
@@ -78,6 +78,52 @@ class RoutingLead:
     vehicle_status: str = ""  # "new", "used" or "" (not given)
     purchase_timeframe: str = ""  # a PurchaseTimeframe value or "" (not given)
     trade_in: TradeInInput | None = None
+
+
+def routing_lead_of(record: LeadRecord) -> RoutingLead:
+    """What routing needs of a lead known in memory (as intake wrote it, with its credit
+    result): the same as storage reads back for it (`PackageRepository.leads`)."""
+    a = record.applicant
+    address, vehicle, consent = a.address, a.vehicle, a.consent
+    assert address is not None and vehicle is not None  # a stored lead has both
+    return RoutingLead(
+        lead_id=record.lead_id,
+        created_at=record.created_at,
+        source=a.source,
+        source_dealer_id=record.source_dealer_id or None,
+        first_name=a.first_name,
+        last_name=a.last_name,
+        email=a.email,
+        phone_e164=a.phone,
+        street=address.street,
+        street2=address.street2,
+        city=address.city,
+        state=address.state,
+        zip_code=address.zip_code,
+        vehicle_year=vehicle.year,
+        vehicle_make=vehicle.make,
+        vehicle_model=vehicle.model,
+        vehicle_trim=vehicle.trim,
+        vehicle_vin=vehicle.vin,
+        vehicle_price_cents=vehicle.price_cents,
+        down_payment_cents=a.down_payment_cents,
+        monthly_income_cents=a.monthly_income_cents,
+        months_employed=a.months_employed,
+        months_at_address=a.months_at_address,
+        credit=record.credit,
+        tcpa=TcpaConsent(
+            granted=consent.tcpa,
+            consented_at=consent.consented_at,
+            certificate_id=consent.certificate_id,
+            page_url=consent.page_url,
+        )
+        if consent is not None and consent.consented_at is not None
+        else None,
+        employment_status=a.employment_status,
+        vehicle_status=a.vehicle_status,
+        purchase_timeframe=a.purchase_timeframe,
+        trade_in=a.trade_in,
+    )
 
 
 def serves(dealer: RoutingDealer, state: str, zip_code: str, tier: str) -> bool:

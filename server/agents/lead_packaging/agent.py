@@ -24,6 +24,7 @@ through `PackageRepository`. The rules (score, eligibility, choice) are pure fun
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from server.agents.lead_packaging import render as packages
@@ -61,12 +62,20 @@ class LeadPackaging:
         """Scores, routes and packages one credit-checked lead. Runs inside a transaction."""
         return self.route_many([lead_id], now)[lead_id]
 
-    def route_many(self, lead_ids: list[str], now: dt.datetime) -> dict[str, RoutingResult]:
+    def route_many(
+        self,
+        lead_ids: list[str],
+        now: dt.datetime,
+        known: Mapping[str, RoutingLead] | None = None,
+    ) -> dict[str, RoutingResult]:
         """`route` for a batch of credit-checked leads, in order, inside one transaction: the
         leads are read together, the dealers open to routing and their packages today once
         (counted on as the batch assigns leads, so caps and round-robin come out as if the
-        leads were routed one by one), and every activity entry goes in one statement."""
-        leads = self._repo.leads(lead_ids)
+        leads were routed one by one), and every activity entry goes in one statement. Leads
+        in `known` (the orchestrator's, in memory) are not read again."""
+        known = known or {}
+        leads = self._repo.leads([i for i in lead_ids if i not in known])
+        leads.update((i, known[i]) for i in lead_ids if i in known)
         routing = _DealerSnapshot(self._repo, now)
         activities: list[tuple[str, list[ActivityEntry]]] = []
         results: dict[str, RoutingResult] = {}

@@ -30,7 +30,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 from server.agents.credit_check import CreditCheckAgent, CreditOutcome
@@ -48,6 +48,7 @@ from server.domain.leads import (
     ValidLead,
 )
 from server.domain.principal import Principal, Role
+from server.domain.routing import RoutingLead, routing_lead_of
 from server.domain.validation import validate_idempotency_key, validate_lead
 from server.errors import CclError, FailedPreconditionError, InvalidArgumentError
 from server.storage.db import Database
@@ -325,6 +326,14 @@ class Orchestrator:
         ended up, on the same trip to the database thread: as intake wrote them, with the
         columns the steps changed read back (a lead finished elsewhere is read whole)."""
         held = [item.lead_id for item in items]
+        # Routing takes these leads from memory (as intake wrote them, with their credit
+        # result) rather than reading them back and decrypting them.
+        known = {
+            item.lead_id: routing_lead_of(
+                dataclasses.replace(item.written, credit=item.outcome.result)
+            )
+            for item in items
+        }
 
         def finish_and_read() -> dict[str, LeadRecord]:
             recorded = set(
@@ -332,6 +341,7 @@ class Orchestrator:
                     held,
                     {item.lead_id: item.owner for item in items},
                     [(item.lead_id, item.outcome) for item in items],
+                    known,
                 )
             )
             records = self._leads.refreshed(
@@ -398,24 +408,35 @@ class Orchestrator:
         held: list[str],
         owner: str | dict[str, str],
         checked: list[tuple[str, CreditOutcome]],
+        known: Mapping[str, RoutingLead] | None = None,
     ) -> list[str]:
         """One transaction (storage's unit of work): store credit results, route every
         credit-checked lead, release; leads whose lease expired and went to another run
-        meanwhile are left to that run. The leads whose credit results it recorded."""
+        meanwhile are left to that run. The leads whose credit results it recorded. `known`:
+        leads routing may take from memory instead of reading them back."""
+
+        def route(lead_ids: list[str], now: dt.datetime) -> bool:
+            return self._route_step(lead_ids, now, known)
+
         finished = self._pipeline.finish_steps(
             held,
             owner,
             [(lead_id, o.result, o.fallback_reason) for lead_id, o in checked],
-            self._route_step,
+            route,
         )
         if finished.queued:
             self._on_delivery_queued()
         return finished.recorded
 
-    def _route_step(self, lead_ids: list[str], now: dt.datetime) -> bool:
+    def _route_step(
+        self,
+        lead_ids: list[str],
+        now: dt.datetime,
+        known: Mapping[str, RoutingLead] | None = None,
+    ) -> bool:
         """LeadPackaging on a batch of leads, inside the pipeline's transaction; True if it
         queued a delivery."""
-        routed = self._packaging.route_many(lead_ids, now)
+        routed = self._packaging.route_many(lead_ids, now, known)
         return any(r.delivery_id is not None for r in routed.values())
 
     async def route(self, principal: Principal, lead_id: str) -> LeadRecord:

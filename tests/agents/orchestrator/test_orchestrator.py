@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+from typing import Any
 
 import pytest
 
@@ -168,10 +169,12 @@ async def test_a_lead_whose_routing_fails_fails_alone(
             poisoned.add(applicant.lead_id)
         return await real_check(applicant)
 
-    def route_many(lead_ids: list[str], now: dt.datetime) -> dict[str, RoutingResult]:
+    def route_many(
+        lead_ids: list[str], now: dt.datetime, known: Any = None
+    ) -> dict[str, RoutingResult]:
         if poisoned & set(lead_ids):
             raise RuntimeError("routing broke")
-        return real_route(lead_ids, now)
+        return real_route(lead_ids, now, known)
 
     monkeypatch.setattr(orchestrator._credit, "check", check)
     monkeypatch.setattr(orchestrator._packaging, "route_many", route_many)
@@ -289,3 +292,39 @@ async def test_the_lead_returned_is_the_lead_stored(application: Application) ->
     for result in results:
         stored = await application.db.run(LeadRepository(application.db).get, result.lead.lead_id)
         assert result.lead == stored
+
+
+async def test_routing_sees_the_lead_in_memory_as_storage_reads_it(
+    application: Application,
+) -> None:
+    """Finishing routes the leads it knows in memory without reading them back (issue 9): what
+    routing gets must equal what storage reads for them."""
+    from server.domain.routing import routing_lead_of
+    from server.storage.packages import PackageRepository
+
+    principal = Principal(key_id="t", role=Role.SERVICE)
+    variants: list[dict[str, object]] = [
+        {},
+        {"visitor_id": None},
+        {"trade_in": {"year": 2015, "make": "Honda", "model": "Civic", "mileage": 90000}},
+        {
+            "vehicle_status": "VEHICLE_STATUS_USED",
+            "purchase_timeframe": "PURCHASE_TIMEFRAME_WITHIN_WEEK",
+        },
+    ]
+    leads = []
+    for i, changes in enumerate(variants):
+        message = example_message(
+            email=f"memory.{i}@example.com", phone=f"(312) 555-{7100 + i}", **changes
+        )
+        leads.append(lead_input(message.lead))
+    results = await asyncio.gather(
+        *(
+            application.orchestrator.process(principal, f"memory-{i}", v)
+            for i, v in enumerate(leads)
+        )
+    )
+    ids = [r.lead.lead_id for r in results]
+    stored = await application.db.run(PackageRepository.leads, ids)
+    for result in results:
+        assert routing_lead_of(result.lead) == stored[result.lead.lead_id]
