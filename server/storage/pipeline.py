@@ -189,7 +189,9 @@ class PipelineRepository:
         set-based (`create_batch_in_transaction`) in a savepoint; if that fails as a whole (a
         concurrent transaction linked one of their identifiers first, say), it is undone and
         they go one by one like the rest: each in a savepoint, so one bad record undoes only
-        itself. A batch of one needs no savepoint: its transaction undoes it."""
+        itself. A batch of one needs no savepoint: its transaction undoes it, and a conflict
+        sends it to `LeadRepository.create` (which answers a concurrent twin of its key with
+        that one's result)."""
 
         def store(
             create: Callable[..., StoredResult], lead: ValidLead, key: str, request_hash: str
@@ -205,6 +207,25 @@ class PipelineRepository:
             )
 
         if len(items) == 1:
+            if resolve_batch is not None:
+                # The set-based path for one lead too (its inserts are compiled once), in a
+                # transaction of its own that a conflict rolls back as a whole.
+                try:
+                    with self._db.transaction():
+                        (decided,) = leads.create_batch_in_transaction(
+                            items,
+                            scope=scope,
+                            source_dealer_id=source_dealer_id,
+                            resolve_batch=resolve_batch,
+                            pipeline_lease=lease,
+                        )
+                        if decided is None:  # left to be decided alone
+                            decided = store(leads.create_in_transaction, *items[0])
+                        return [decided]
+                except CclError as e:
+                    return [e]
+                except pw.IntegrityError:
+                    log.info("set-based intake conflicted; storing the lead again alone")
             try:
                 return [store(leads.create, *items[0])]
             except CclError as e:

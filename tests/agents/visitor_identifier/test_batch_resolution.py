@@ -219,3 +219,26 @@ def test_a_conflicting_batch_is_undone_and_stored_one_by_one(application: Applic
     expected = one_by_one.canonical(one_by_one.run(batched=False))
     racing = World(application, identities=_Stale())
     assert racing.canonical(racing.run(batched=True)) == expected
+
+
+def test_one_lead_alone_takes_the_set_based_path_and_survives_a_conflict(
+    application: Application,
+) -> None:
+    """A batch of one goes set-based too; a conflict (the identifier linked meanwhile) rolls
+    its transaction back and stores it alone, matched to the identity that won."""
+    world = World(application, identities=_Stale())
+    world.setup()
+    lease = PipelineLease(uuid.uuid4().hex, m.utcnow() + dt.timedelta(minutes=1))
+    returning = world.lead("again", email=world.email("a"))
+    (stored,) = PipelineRepository(application.db).intake_batch(
+        LeadRepository(application.db),
+        [(returning, f"again-{world.tag}", "h")],
+        scope="internal",
+        source_dealer_id=None,
+        resolve=world.vi.resolve_lead,
+        resolve_batch=world.vi.resolve_leads,
+        lease=lease,
+    )
+    assert isinstance(stored, StoredResult) and not stored.replay
+    assert world.labels[stored.identity.identity_id] == "identity of a"
+    assert stored.returning_applicant and stored.identity.matched_by == "email"
