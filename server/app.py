@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import hmac
 import itertools
@@ -13,7 +14,10 @@ from dataclasses import dataclass
 
 from server.adapters.dealer_crm import DealerCrmClient
 from server.adapters.flexpath import FlexPathClient
+from server.adapters.mailgun import MailgunClient
 from server.agents.credit_check import CreditCheckAgent
+from server.agents.email_reengagement import EmailDispatcher
+from server.agents.email_reengagement.campaigns import CampaignLifecycle
 from server.agents.lead_packaging import LeadPackaging
 from server.agents.orchestrator import Orchestrator
 from server.agents.visitor_identifier import VisitorIdentifier
@@ -33,6 +37,7 @@ from server.services.dealers import DealerService
 from server.services.leads import LeadService
 from server.services.stats import StatsService
 from server.settings import VERSION, Settings
+from server.storage.campaigns import CampaignRepository, TemplateRepository
 from server.storage.crypto import FieldCipher, configure_cipher, load_or_create_key_file
 from server.storage.db import Database, open_database
 from server.storage.deliveries import DeliveryRepository, DueDelivery
@@ -63,12 +68,19 @@ class Application:
     mailgun_webhook: MailgunWebhookService
     unsubscribe: UnsubscribeService
     suppressions: SuppressionService
+    campaigns: CampaignLifecycle
+    email_dispatcher: EmailDispatcher
+    mailgun: MailgunClient | None
 
     async def run_background(self, stop: asyncio.Event) -> None:
-        """The in-process workers: dealer delivery outbox, the stopped-pipeline sweep, and the
-        pruning of Mailgun webhook tokens too old to be replayed."""
+        """The in-process workers: dealer delivery outbox, the stopped-pipeline sweep, the
+        email dispatcher (and the campaign lifecycle's turn), and the pruning of Mailgun webhook
+        tokens too old to be replayed."""
+        if self.mailgun is None:
+            log.info("no CCL_MAILGUN_API_KEY: campaign email is simulated (recorded, not sent)")
         await asyncio.gather(
             self.delivery_worker.run(stop),
+            self.email_dispatcher.run(stop),
             self.orchestrator.run_sweeper(stop, self.settings.pipeline_sweep_seconds),
             self.mailgun_webhook.run_pruner(stop),
         )
@@ -77,6 +89,8 @@ class Application:
         await self.orchestrator.aclose()  # batches still running finish before the rest
         await self.crm.aclose()
         await self.credit.aclose()
+        if self.mailgun is not None:
+            await self.mailgun.aclose()
 
     def close(self) -> None:
         self.db.close()
@@ -95,6 +109,7 @@ class Application:
             mailgun_webhook=self.mailgun_webhook,
             unsubscribe=self.unsubscribe,
             suppressions=self.suppressions,
+            campaigns=self.campaigns,
             max_request_bytes=self.settings.max_request_bytes,
             request_message_timeout_seconds=self.settings.request_message_timeout_seconds,
         )
@@ -253,6 +268,35 @@ def build_application(settings: Settings) -> Application:
         company_address=settings.company_postal_address,
         public_base_url=settings.public_base_url,
     )
+    mailgun = (
+        MailgunClient(
+            api_key=settings.mailgun_api_key,
+            domain=settings.mailgun_domain,
+            base_url=settings.mailgun_base_url,
+            timeout_seconds=settings.mailgun_timeout_seconds,
+        )
+        if settings.mailgun_api_key
+        else None
+    )
+    campaign_repo, template_repo = CampaignRepository(db), TemplateRepository(db)
+    signing_keys = unsubscribe_keys(settings, keys)
+    lifecycle = CampaignLifecycle(db, campaign_repo, template_repo, sender)
+    dispatcher = EmailDispatcher(
+        campaign_repo,
+        template_repo,
+        mailgun,
+        sender,
+        signing_keys,
+        db,
+        from_address=settings.mail_from_address(),
+        # Longer than a call can take: a `sending` batch whose lease ends becomes `unknown`.
+        lease=dt.timedelta(seconds=max(120.0, 4 * settings.mailgun_timeout_seconds)),
+        rate_per_second=settings.email_send_rate,
+        poll_seconds=settings.worker_poll_seconds,
+        default_time_zone=settings.email_default_time_zone,
+        quiet_hours=settings.email_quiet_hours,
+        hooks=lifecycle,
+    )
     orchestrator = Orchestrator(
         db,
         lead_repo,
@@ -268,7 +312,7 @@ def build_application(settings: Settings) -> Application:
         db=db,
         api_keys=api_keys,
         leads=LeadService(db, lead_repo, delivery_repo, identifier),
-        stats=StatsService(db, VERSION, credit, worker),
+        stats=StatsService(db, VERSION, credit, worker, dispatcher),
         dealers=DealerService(db, on_deactivated=api_keys.forget_dealer),
         dealer_deliveries=DealerDeliveryService(db, crm),
         orchestrator=orchestrator,
@@ -281,8 +325,11 @@ def build_application(settings: Settings) -> Application:
         crm=crm,
         campaign_templates=CampaignTemplateService(db, sender),
         mailgun_webhook=MailgunWebhookService(db, settings.mailgun_webhook_signing_key),
-        unsubscribe=UnsubscribeService(db, unsubscribe_keys(settings, keys), sender),
+        unsubscribe=UnsubscribeService(db, signing_keys, sender),
         suppressions=SuppressionService(db),
+        campaigns=lifecycle,
+        email_dispatcher=dispatcher,
+        mailgun=mailgun,
     )
 
 

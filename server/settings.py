@@ -171,6 +171,24 @@ class Settings(BaseSettings):
     mailgun_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Timeout of one call to Mailgun's API."
     )
+    mail_from: str = Field(
+        default="",
+        description=(
+            "The From of marketing email; empty: the company name and noreply@ the Mailgun "
+            "domain (or example.com in simulation)."
+        ),
+    )
+    email_send_rate: float = Field(
+        default=100.0, gt=0, description="Campaign messages handed to Mailgun per second."
+    )
+    email_quiet_hours: bool = Field(
+        default=True,
+        description="Hold campaign mail between 21:00 and 08:00 on the recipient's wall clock.",
+    )
+    email_default_time_zone: str = Field(
+        default="America/Chicago",
+        description="The wall clock of a recipient whose state is unknown (quiet hours).",
+    )
     unsubscribe_keys: str = Field(
         default="",
         description=(
@@ -202,6 +220,14 @@ class Settings(BaseSettings):
 
     def data_key_list(self) -> list[str]:
         return [k.strip() for k in self.data_keys.split(",") if k.strip()]
+
+    def mail_from_address(self) -> str:
+        """CCL_MAIL_FROM, or `Company Name <noreply@domain>`."""
+        if self.mail_from.strip():
+            return self.mail_from.strip()
+        name = "".join(ch for ch in self.company_name if ch not in '"<>\\').strip()
+        domain = self.mailgun_domain.strip() or "example.com"
+        return f'"{name}" <noreply@{domain}>' if name else f"noreply@{domain}"
 
     def unsubscribe_key_list(self) -> list[str]:
         return [k.strip() for k in self.unsubscribe_keys.split(",") if k.strip()]

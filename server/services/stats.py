@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.agents.credit_check import CreditCheckAgent
+from server.agents.email_reengagement import EmailDispatcher
 from server.domain.leads import AgentName
 from server.outbox.worker import OutboxWorker
 from server.storage.db import Database
@@ -83,7 +84,7 @@ AGENTS: tuple[AgentInfo, ...] = (
         "EmailReengagement",
         AgentName.EMAIL_REENGAGEMENT,
         "Bulk campaigns and drip sequences for abandoned applications, through Mailgun.",
-        built=False,
+        built=True,
     ),
     AgentInfo(
         "RealtimeChat",
@@ -101,7 +102,9 @@ class StatsService:
         version: str,
         credit: CreditCheckAgent | None = None,
         delivery: OutboxWorker[Any] | None = None,
+        email: EmailDispatcher | None = None,
     ) -> None:
+        self._email = email
         self._db = db
         self._figures = StatsRepository(db)
         self._version = version
@@ -189,4 +192,11 @@ class StatsService:
         if info.agent is AgentName.CREDIT_CHECK and self._credit is not None:
             state, detail = self._credit.status()
             return (AgentState.READY if state == "ready" else AgentState.DEGRADED), detail
+        if info.agent is AgentName.EMAIL_REENGAGEMENT:
+            if self._email is None or self._email.simulating:
+                return AgentState.DEGRADED, (
+                    "no Mailgun API key configured; campaign email is simulated (recorded, "
+                    "not sent). Drip sequences are not built yet"
+                )
+            return AgentState.READY, "sending through Mailgun. Drip sequences are not built yet"
         return AgentState.READY, ""

@@ -675,6 +675,74 @@ class CampaignRepository:
                 c.update(values).where((c.id == campaign_id) & c.state.in_(states)).execute()
             )
 
+    def start_draft(
+        self,
+        campaign_id: str,
+        to_state: CampaignState | str,
+        now: dt.datetime,
+        *,
+        idempotency_scope: str = "",
+        idempotency_key: str = "",
+        request_hash: str = "",
+    ) -> tuple[CampaignRecord | None, bool]:
+        """BulkSend of an existing campaign: a draft moves to `to_state` (draft or scheduled)
+        and takes the idempotency key, in one conditional UPDATE. Returns (campaign, replay):
+        a key seen before in `scope` answers with its campaign (`replay`, or
+        IDEMPOTENCY_KEY_REUSED when the request differs); (None, False) when the campaign is
+        not a draft any more (sent already)."""
+        c = m.Campaign
+        keyed = bool(idempotency_key)
+        if keyed:
+            earlier = c.get_or_none(
+                (c.idempotency_scope == idempotency_scope) & (c.idempotency_key == idempotency_key)
+            )
+            if earlier is not None:
+                return _replayed(earlier, request_hash), True
+        values: dict[Any, Any] = {c.state: CampaignState(to_state).value, c.updated_at: now}
+        if keyed:
+            values.update(
+                {
+                    c.idempotency_scope: idempotency_scope,
+                    c.idempotency_key: idempotency_key,
+                    c.request_hash: request_hash,
+                }
+            )
+        try:
+            with self._db.transaction():
+                moved = (
+                    c.update(values)
+                    .where(
+                        (c.id == campaign_id)
+                        & (c.state == CampaignState.DRAFT.value)
+                        & c.idempotency_key.is_null()
+                    )
+                    .execute()
+                )
+        except pw.IntegrityError:
+            earlier = c.get_or_none(
+                (c.idempotency_scope == idempotency_scope) & (c.idempotency_key == idempotency_key)
+            )
+            if earlier is not None:
+                return _replayed(earlier, request_hash), True
+            raise
+        if not moved:
+            self.get(campaign_id)  # CAMPAIGN_NOT_FOUND
+            return None, False
+        return self.get(campaign_id), False
+
+    @staticmethod
+    def running_ids(limit: int = 100) -> builtins.list[str]:
+        """Running campaigns' ids, oldest first."""
+        c = m.Campaign
+        rows: Any = (
+            c.select(c.id)
+            .where(c.state == CampaignState.RUNNING.value)
+            .order_by(c.created_at, c.id)
+            .limit(limit)
+            .tuples()
+        )
+        return [r[0] for r in rows]
+
     def complete_if_drained(self, campaign_id: str, now: dt.datetime) -> bool:
         """Completes a running campaign none of whose messages is queued, sending or unknown
         any more (one conditional UPDATE); False when it is not running or not done."""
@@ -780,29 +848,7 @@ class CampaignRepository:
         now: dt.datetime,
         kind: str,
     ) -> pw.Select:
-        lead = m.Lead
-        consent = m.LeadConsent
-        wanted: pw.Expression = (lead.email_normalized != "") & pw.fn.EXISTS(
-            consent.select(pw.SQL("1")).where(
-                (consent.lead == lead.id)
-                & (consent.kind == EMAIL_CONSENT_KIND)
-                & (consent.granted == True)  # noqa: E712
-            )
-        )
-        if isinstance(audience, Audience):
-            wanted &= _audience_condition(audience)
-        else:
-            wanted &= self._among_ids(builtins.list(audience))
-        rank = pw.fn.ROW_NUMBER().over(
-            partition_by=[lead.email_normalized], order_by=[lead.created_at, lead.id]
-        )
-        ranked = (
-            lead.select(
-                lead.id.alias("lead_id"), lead.email_normalized.alias("address"), rank.alias("rn")
-            )
-            .where(wanted)
-            .alias("ranked")
-        )
+        ranked = self._ranked(audience)
         s, e = m.Suppression, m.EmailMessage
         state = pw.Case(
             None,
@@ -836,6 +882,110 @@ class CampaignRepository:
                 e.select(e.to_email).where((e.campaign == campaign_id) & (e.step_index == 0))
             )
         )
+
+    def _ranked(self, audience: Audience | Sequence[str]) -> Any:
+        """The audience's leads with an address and email consent, numbered per address
+        (`rn` 1 is the earliest lead of an address): the filter `materialise` snapshots."""
+        lead = m.Lead
+        consent = m.LeadConsent
+        wanted: pw.Expression = (lead.email_normalized != "") & pw.fn.EXISTS(
+            consent.select(pw.SQL("1")).where(
+                (consent.lead == lead.id)
+                & (consent.kind == EMAIL_CONSENT_KIND)
+                & (consent.granted == True)  # noqa: E712
+            )
+        )
+        if isinstance(audience, Audience):
+            wanted &= _audience_condition(audience)
+        else:
+            wanted &= self._among_ids(builtins.list(audience))
+        rank = pw.fn.ROW_NUMBER().over(
+            partition_by=[lead.email_normalized], order_by=[lead.created_at, lead.id]
+        )
+        return (
+            lead.select(
+                lead.id.alias("lead_id"), lead.email_normalized.alias("address"), rank.alias("rn")
+            )
+            .where(wanted)
+            .alias("ranked")
+        )
+
+    def count_recipients(self, audience: Audience | Sequence[str]) -> tuple[int, int]:
+        """What `materialise` would take now, without storing anything: (recipients,
+        suppressed). One statement over the same filter."""
+        ranked = self._ranked(audience)
+        s = m.Suppression
+        suppressed = ranked.c.address.in_(s.select(s.email_normalized))
+        row = (
+            pw.Select(
+                [ranked],
+                [
+                    pw.fn.COUNT(pw.SQL("*")),
+                    pw.fn.SUM(pw.Case(None, [(suppressed, 1)], 0)),
+                ],
+            )
+            .where(ranked.c.rn == 1)
+            .bind(self._db.db)
+            .tuples()
+        )
+        total, n_suppressed = next(iter(cast(Any, row)))
+        n_suppressed = int(n_suppressed or 0)
+        return int(total or 0) - n_suppressed, n_suppressed
+
+    def sample_recipients(
+        self, audience: Audience | Sequence[str], limit: int = 3
+    ) -> builtins.list[ClaimedMessage]:
+        """Up to `limit` recipients `materialise` would queue now (not suppressed), earliest
+        leads first, with the lead fields a template renders (`message_id` is empty)."""
+        ranked = self._ranked(audience)
+        s, lead, dealer = m.Suppression, m.Lead, m.Dealer
+        ids = [
+            r[0]
+            for r in cast(
+                Any,
+                pw.Select([ranked], [ranked.c.lead_id])
+                .where((ranked.c.rn == 1) & ranked.c.address.not_in(s.select(s.email_normalized)))
+                .order_by(ranked.c.lead_id)
+                .limit(max(0, limit))
+                .bind(self._db.db)
+                .tuples(),
+            )
+        ]
+        if not ids:
+            return []
+        rows: Any = (
+            lead.select(lead, dealer.name.alias("dealer_name"))
+            .join(dealer, pw.JOIN.LEFT_OUTER, on=(lead.dealer == dealer.id))
+            .where(lead.id.in_(ids))
+            .order_by(lead.created_at, lead.id)
+            .dicts()
+        )
+        return [
+            ClaimedMessage(
+                message_id="",
+                address=r["email_normalized"],
+                lead_id=r["id"],
+                first_name=r["first_name"] or "",
+                state=r["state"] or "",
+                zip_code=r["zip_code"] or "",
+                vehicle_year=r["vehicle_year"] or 0,
+                vehicle_make=r["vehicle_make"] or "",
+                vehicle_model=r["vehicle_model"] or "",
+                dealer_name=r["dealer_name"] or "",
+            )
+            for r in rows
+        ]
+
+    def due_scheduled(self, now: dt.datetime, limit: int = 10) -> builtins.list[CampaignRecord]:
+        """Scheduled campaigns whose `send_at` has come, oldest first."""
+        c = m.Campaign
+        rows = (
+            c.select()
+            .where((c.state == CampaignState.SCHEDULED.value) & (c.send_at <= now))
+            .order_by(c.send_at, c.id)
+            .limit(limit)
+        )
+        return [_campaign(r) for r in rows]
 
     def _among_ids(self, ids: builtins.list[str]) -> pw.Expression:
         """`lead.id` among `ids`, as one parameter whatever their number."""

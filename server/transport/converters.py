@@ -12,14 +12,20 @@ from ccl.agent.v1 import agent_service_pb2 as agent_pb
 from ccl.campaign.v1 import campaign_service_pb2 as campaign_pb
 from ccl.dealer.v1 import dealer_service_pb2 as dealer_pb
 from ccl.lead.v1 import lead_pb2, lead_service_pb2
+from server.agents.email_reengagement.campaigns import (
+    BulkSendOutcome,
+    CampaignDraft,
+    CampaignView,
+)
 from server.agents.orchestrator import ImportRecord, ImportRecordResult
 from server.agents.visitor_identifier import VisitorEventInput
 from server.domain import leads as d
+from server.domain.campaigns import Audience
 from server.domain.dealers import DealerInput, DealerRecord, EndpointCredentials
 from server.errors import FieldViolation, InvalidArgumentError
 from server.services import stats
 from server.services.dealer_webhook import EventResult, EventStatus
-from server.storage.campaigns import SuppressionRecord, TemplateRecord
+from server.storage.campaigns import MessageCounts, SuppressionRecord, TemplateRecord
 from server.storage.deliveries import DeliveryView
 from server.storage.packages import PackageView
 from server.transport.text import nul_field
@@ -517,6 +523,127 @@ def suppression_message(r: SuppressionRecord) -> campaign_pb.Suppression:
         create_time=to_timestamp(r.created_at),
         campaign_id=r.campaign_id,
         message_id=r.message_id,
+    )
+
+
+# Domain campaign state -> the proto's (running is SENDING, completed is SENT).
+_CAMPAIGN_STATES = {
+    "draft": campaign_pb.CAMPAIGN_STATE_DRAFT,
+    "scheduled": campaign_pb.CAMPAIGN_STATE_SCHEDULED,
+    "running": campaign_pb.CAMPAIGN_STATE_SENDING,
+    "paused": campaign_pb.CAMPAIGN_STATE_PAUSED,
+    "completed": campaign_pb.CAMPAIGN_STATE_SENT,
+    "cancelled": campaign_pb.CAMPAIGN_STATE_CANCELLED,
+}
+_CAMPAIGN_KINDS = {
+    "one_off": campaign_pb.CAMPAIGN_KIND_ONE_OFF,
+    "drip": campaign_pb.CAMPAIGN_KIND_DRIP,
+}
+
+
+def campaign_draft(message: campaign_pb.Campaign) -> CampaignDraft:
+    a = message.audience
+    p = "campaign.audience."
+    kind = request_enum(
+        campaign_pb.CampaignKind,
+        "CAMPAIGN_KIND_",
+        message.kind,
+        "campaign.kind",
+        "INVALID_CAMPAIGN",
+    )
+    return CampaignDraft(
+        name=message.name,
+        kind=kind,
+        template_id=message.template_id,
+        audience=Audience(
+            statuses=frozenset(a.lead_statuses),
+            credit_tiers=frozenset(a.credit_tiers),
+            states=frozenset(a.states),
+            sources=frozenset(a.sources),
+            created_after=from_timestamp(a, "created_after", f"{p}created_after"),
+            created_before=from_timestamp(a, "created_before", f"{p}created_before"),
+            abandoned_after=from_timestamp(a, "abandoned_after", f"{p}abandoned_after"),
+            abandoned_before=from_timestamp(a, "abandoned_before", f"{p}abandoned_before"),
+            exclude_converted=not a.include_converted,
+        ),
+        lead_ids=tuple(a.lead_ids),
+        abandoned_within_days=a.abandoned_within_days,
+        send_at=from_timestamp(message, "send_at", "campaign.send_at"),
+    )
+
+
+def _parsed(value: object) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def audience_message(data: dict[str, Any]) -> campaign_pb.Audience:
+    return campaign_pb.Audience(
+        abandoned_within_days=int(data.get("abandoned_within_days") or 0),
+        lead_ids=[str(i) for i in data.get("lead_ids") or ()],
+        lead_statuses=[f"LEAD_STATUS_{s.upper()}" for s in data.get("statuses") or ()],
+        credit_tiers=list(data.get("credit_tiers") or ()),
+        states=list(data.get("states") or ()),
+        sources=list(data.get("sources") or ()),
+        created_after=to_timestamp(_parsed(data.get("created_after"))),
+        created_before=to_timestamp(_parsed(data.get("created_before"))),
+        abandoned_after=to_timestamp(_parsed(data.get("abandoned_after"))),
+        abandoned_before=to_timestamp(_parsed(data.get("abandoned_before"))),
+        include_converted=not data.get("exclude_converted", True),
+    )
+
+
+def campaign_stats(counts: MessageCounts) -> campaign_pb.CampaignStats:
+    st = counts.as_stats()
+    return campaign_pb.CampaignStats(
+        queued_count=st.queued,
+        sent_count=st.sent,
+        delivered_count=st.delivered,
+        opened_count=st.opened,
+        clicked_count=st.clicked,
+        bounced_count=st.bounced,
+        complained_count=st.complained,
+        unsubscribed_count=st.unsubscribed,
+        suppressed_count=st.suppressed,
+        failed_count=st.failed,
+        simulated_count=counts.count("simulated"),
+        unknown_count=counts.count("unknown"),
+    )
+
+
+def campaign_message(view: CampaignView) -> campaign_pb.Campaign:
+    r = view.record
+    return campaign_pb.Campaign(
+        campaign_id=r.campaign_id,
+        name=r.name,
+        kind=_CAMPAIGN_KINDS.get(r.kind, campaign_pb.CAMPAIGN_KIND_UNSPECIFIED),
+        template_id=r.template_id or "",
+        audience=audience_message(view.audience),
+        state=_CAMPAIGN_STATES.get(r.state, campaign_pb.CAMPAIGN_STATE_UNSPECIFIED),
+        stats=campaign_stats(view.counts),
+        create_time=to_timestamp(r.created_at),
+        send_time=to_timestamp(r.sent_at),
+        template_version=r.template_version,
+        send_at=to_timestamp(r.send_at),
+        paused_reason=r.paused_reason,
+        recipients=r.recipients,
+    )
+
+
+def bulk_send_response(outcome: BulkSendOutcome) -> campaign_pb.BulkSendResponse:
+    return campaign_pb.BulkSendResponse(
+        campaign=campaign_message(outcome.campaign) if outcome.campaign else None,
+        queued_count=outcome.queued,
+        suppressed_count=outcome.suppressed,
+        idempotent_replay=outcome.replay,
+        samples=[
+            campaign_pb.RenderedSample(
+                lead_id=s.lead_id,
+                subject=s.email.subject,
+                text_body=s.email.text,
+                html_body=s.email.html,
+            )
+            for s in outcome.samples
+        ],
     )
 
 

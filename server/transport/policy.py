@@ -25,13 +25,9 @@ SIGNATURE_VERIFIED = frozenset(
 )
 
 # RPCs of the contract that answer UNIMPLEMENTED (NOT_IMPLEMENTED) today: their work is not
-# built (server/transport/servicers/{campaign,chat}.py). tools/openapi.py marks them.
+# built (server/transport/servicers/chat.py). tools/openapi.py marks them.
 NOT_BUILT = frozenset(
     {
-        "/ccl.campaign.v1.CampaignService/BulkSend",
-        "/ccl.campaign.v1.CampaignService/CreateCampaign",
-        "/ccl.campaign.v1.CampaignService/GetCampaign",
-        "/ccl.campaign.v1.CampaignService/ListCampaigns",
         "/ccl.chat.v1.ChatService/Converse",
         "/ccl.chat.v1.ChatService/GetTranscript",
     }
@@ -54,6 +50,9 @@ ROLES: dict[str, frozenset[Role]] = {
     "/ccl.campaign.v1.CampaignService/CreateCampaign": frozenset({ADMIN, SERVICE}),
     "/ccl.campaign.v1.CampaignService/GetCampaign": frozenset({ADMIN, SERVICE, OPS}),
     "/ccl.campaign.v1.CampaignService/ListCampaigns": frozenset({ADMIN, SERVICE, OPS}),
+    "/ccl.campaign.v1.CampaignService/PauseCampaign": frozenset({ADMIN, SERVICE}),
+    "/ccl.campaign.v1.CampaignService/ResumeCampaign": frozenset({ADMIN, SERVICE}),
+    "/ccl.campaign.v1.CampaignService/CancelCampaign": frozenset({ADMIN, SERVICE}),
     "/ccl.campaign.v1.CampaignService/CreateTemplate": frozenset({ADMIN, SERVICE}),
     "/ccl.campaign.v1.CampaignService/GetTemplate": frozenset({ADMIN, SERVICE, OPS}),
     "/ccl.campaign.v1.CampaignService/ListTemplates": frozenset({ADMIN, SERVICE, OPS}),

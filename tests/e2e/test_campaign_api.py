@@ -1,7 +1,8 @@
 """CampaignService's built RPCs as REST through a real Envoy (SQLite and PostgreSQL): templates
 (create, get, list, update, preview), Mailgun's webhook (200, 401, and 406 for what Mailgun must
-not retry), the unsubscribe link (its page, one-click POST, a bad token), suppressions; sending
-is not built yet (501) and the service's health says NOT_SERVING."""
+not retry), the unsubscribe link (its page, one-click POST, a bad token), suppressions; a bad
+BulkSend is refused (400) and the service's health says SERVING (tests/e2e/test_bulk_send.py
+sends)."""
 
 from __future__ import annotations
 
@@ -222,16 +223,16 @@ def test_suppressions_by_hand(http: httpx.Client, admin: dict[str, str]) -> None
     assert gone.status_code == 404 and reason(gone) == "SUPPRESSION_NOT_FOUND"
 
 
-def test_sending_is_not_built_and_health_says_so(
+def test_sending_is_built_and_health_says_so(
     http: httpx.Client, admin: dict[str, str], stack: ServerThread
 ) -> None:
     r = http.post("/api/email-campaigns/bulk-send", json={}, headers=admin)
-    assert r.status_code == 501 and reason(r) == "NOT_IMPLEMENTED"
+    assert r.status_code == 400 and reason(r) == "INVALID_CAMPAIGN"
     with grpc.insecure_channel(stack.address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         service = health.Check(
             health_pb2.HealthCheckRequest(service="ccl.campaign.v1.CampaignService")
         )
         overall = health.Check(health_pb2.HealthCheckRequest())
-    assert service.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert service.status == health_pb2.HealthCheckResponse.SERVING
     assert overall.status == health_pb2.HealthCheckResponse.SERVING

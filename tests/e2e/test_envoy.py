@@ -100,10 +100,10 @@ def test_agents_status(http: httpx.Client, admin_key: str) -> None:
     assert len(r.json()["agents"]) == 5
 
 
-def test_bulk_send_answers_501_honestly(http: httpx.Client, admin_key: str) -> None:
+def test_bulk_send_without_a_campaign_is_400(http: httpx.Client, admin_key: str) -> None:
     r = http.post("/api/email-campaigns/bulk-send", json={}, headers=bearer(admin_key))
-    assert r.status_code == 501
-    assert details(r.json())[0] == "NOT_IMPLEMENTED"
+    assert r.status_code == 400
+    assert details(r.json())[0] == "INVALID_CAMPAIGN"
 
 
 def test_dealer_webhook_needs_a_dealer_key(http: httpx.Client, admin_key: str) -> None:

@@ -158,6 +158,25 @@ def data(http: httpx.Client, admin_key: str, stack: ServerThread) -> dict[str, s
     r = http.post("/api/email-suppressions", json={"email": "lift.me@example.com"}, headers=admin)
     assert r.status_code == 200, r.text
     suppression_id = str(r.json()["suppression"]["suppression_id"])
+    campaigns: dict[str, str] = {}
+    for name in ("campaign_id", "draft_campaign_id"):
+        body = {"name": name, "template_id": template_id, "audience": {"states": ["IL"]}}
+        r = http.post("/api/email-campaigns", json=body, headers=admin)
+        assert r.status_code == 200, r.text
+        campaigns[name] = str(r.json()["campaign"]["campaign_id"])
+    for name in ("pausable_campaign_id", "paused_campaign_id", "cancellable_campaign_id"):
+        later = {"name": name, "template_id": template_id, "send_at": "2099-01-01T00:00:00Z"}
+        r = http.post(
+            "/api/email-campaigns/bulk-send",
+            json={"idempotency_key": f"examples-{name}", "campaign": later},
+            headers=admin,
+        )
+        assert r.status_code == 200, r.text
+        campaigns[name] = str(r.json()["campaign"]["campaign_id"])
+    paused = http.post(
+        f"/api/email-campaigns/{campaigns['paused_campaign_id']}:pause", json={}, headers=admin
+    )
+    assert paused.status_code == 200, paused.text
     message_id, address = str(m.new_id()), "unsubscribe.example@example.com"
     stack.app.db.db.connect(reuse_if_open=True)
     try:
@@ -178,6 +197,7 @@ def data(http: httpx.Client, admin_key: str, stack: ServerThread) -> dict[str, s
         "mailgun_timestamp": stamp,
         "mailgun_token": token,
         "mailgun_signature": sign_webhook(DEFAULT_SIGNING_KEY, stamp, token),
+        **campaigns,
     }
 
 

@@ -30,7 +30,10 @@ Without a client (no Mailgun key) the form `batch_form` would have sent is hande
 `simulated`.
 
 `run(stop)` loops `run_once` under a token bucket of `rate_per_second` messages, sweeps
-expired `sending` leases each turn, and polls every `poll_seconds` when nothing is due.
+expired `sending` leases each turn, and polls every `poll_seconds` when nothing is due. Its
+`hooks` (the campaign lifecycle, `campaigns.CampaignLifecycle`) start scheduled campaigns that
+fell due and complete drained ones each turn, and pause a campaign whose statistics call for it
+after each batch.
 
 Not handled here: the cross-campaign frequency cap (`server.domain.campaigns.may_send`) needs
 each address's last marketing send, which storage cannot look up cheaply today (no index on the
@@ -79,6 +82,7 @@ __all__ = [
     "DispatchReport",
     "EmailDispatcher",
     "SenderDetails",
+    "TurnHooks",
 ]
 
 log = logging.getLogger(__name__)
@@ -87,6 +91,16 @@ log = logging.getLogger(__name__)
 # states' others during the day, so a send at 08:00 there is 07:00 on the west coast at worst.
 DEFAULT_TIME_ZONE = "America/Chicago"
 LEAD_GONE = "the lead no longer exists"
+
+
+class TurnHooks(Protocol):
+    """The campaign lifecycle's part of each turn (`campaigns.CampaignLifecycle`): start
+    scheduled campaigns that fell due and complete drained ones before the batch; pause or
+    complete the batch's campaign after it."""
+
+    async def tick(self) -> None: ...
+
+    async def after_batch(self, report: DispatchReport) -> None: ...
 
 
 class SenderDetails(Protocol):
@@ -173,6 +187,7 @@ class EmailDispatcher:
         test_mode: bool = False,
         simulated_payloads: Callable[[Form], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        hooks: TurnHooks | None = None,
     ) -> None:
         if not unsubscribe_keys:
             raise ValueError("at least one unsubscribe key is needed")
@@ -199,6 +214,7 @@ class EmailDispatcher:
         self._mailto = unsubscribe_mailto
         self._test_mode = test_mode
         self._simulated = simulated_payloads
+        self.hooks = hooks
         self._bucket = _TokenBucket(
             rate_per_second, max(rate_per_second, float(batch_size)), monotonic
         )
@@ -414,7 +430,11 @@ class EmailDispatcher:
                 return
             try:
                 await self._db.run(self._campaigns.expire_sending, self._clock())
+                if self.hooks is not None:
+                    await self.hooks.tick()
                 report = await self.run_once()
+                if report is not None and self.hooks is not None:
+                    await self.hooks.after_batch(report)
             except Exception:
                 log.exception("the email dispatcher's turn failed")
                 report = None

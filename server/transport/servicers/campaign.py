@@ -1,16 +1,13 @@
-"""CampaignService servicer: templates, the Mailgun webhook, unsubscribe and suppressions are
-built; sending (BulkSend and the campaign RPCs, the EmailReengagement agent) is not yet, and
-those RPCs answer UNIMPLEMENTED (reason NOT_IMPLEMENTED) instead of pretending to work."""
+"""CampaignService servicer: campaigns (the EmailReengagement agent's lifecycle), templates,
+the Mailgun webhook, unsubscribe and suppressions."""
 
 from __future__ import annotations
-
-from typing import Any, NoReturn
 
 from google.api import httpbody_pb2  # type: ignore[import-untyped]
 
 from ccl.campaign.v1 import campaign_service_pb2 as pb
 from ccl.campaign.v1 import campaign_service_pb2_grpc
-from server.errors import UnimplementedError
+from server.agents.email_reengagement.campaigns import CampaignLifecycle
 from server.services.campaigns import (
     CampaignTemplateService,
     MailgunWebhookService,
@@ -18,9 +15,7 @@ from server.services.campaigns import (
     UnsubscribeService,
 )
 from server.transport import converters
-from server.transport.context import Context
-
-_MESSAGE = "email campaigns (EmailReengagement's sending) are not built yet"
+from server.transport.context import Context, current_principal
 
 
 class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
@@ -30,23 +25,66 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         mailgun: MailgunWebhookService,
         unsubscribe: UnsubscribeService,
         suppressions: SuppressionService,
+        campaigns: CampaignLifecycle,
     ) -> None:
+        self._campaigns = campaigns
         self._templates = templates
         self._mailgun = mailgun
         self._unsubscribe = unsubscribe
         self._suppressions = suppressions
 
-    async def BulkSend(self, request: Any, context: Any) -> NoReturn:
-        raise UnimplementedError(_MESSAGE)
+    async def BulkSend(self, request: pb.BulkSendRequest, context: Context) -> pb.BulkSendResponse:
+        outcome = await self._campaigns.bulk_send(
+            idempotency_key=request.idempotency_key,
+            scope=current_principal().scope,
+            campaign_id=request.campaign_id,
+            draft=(
+                converters.campaign_draft(request.campaign)
+                if request.HasField("campaign")
+                else None
+            ),
+            dry_run=request.dry_run,
+        )
+        return converters.bulk_send_response(outcome)
 
-    async def CreateCampaign(self, request: Any, context: Any) -> NoReturn:
-        raise UnimplementedError(_MESSAGE)
+    async def CreateCampaign(
+        self, request: pb.CreateCampaignRequest, context: Context
+    ) -> pb.CreateCampaignResponse:
+        view = await self._campaigns.create(converters.campaign_draft(request.campaign))
+        return pb.CreateCampaignResponse(campaign=converters.campaign_message(view))
 
-    async def GetCampaign(self, request: Any, context: Any) -> NoReturn:
-        raise UnimplementedError(_MESSAGE)
+    async def GetCampaign(
+        self, request: pb.GetCampaignRequest, context: Context
+    ) -> pb.GetCampaignResponse:
+        view = await self._campaigns.get(request.campaign_id)
+        return pb.GetCampaignResponse(campaign=converters.campaign_message(view))
 
-    async def ListCampaigns(self, request: Any, context: Any) -> NoReturn:
-        raise UnimplementedError(_MESSAGE)
+    async def ListCampaigns(
+        self, request: pb.ListCampaignsRequest, context: Context
+    ) -> pb.ListCampaignsResponse:
+        page = await self._campaigns.list_campaigns(request.page_size, request.page_token)
+        return pb.ListCampaignsResponse(
+            campaigns=[converters.campaign_message(v) for v in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def PauseCampaign(
+        self, request: pb.PauseCampaignRequest, context: Context
+    ) -> pb.PauseCampaignResponse:
+        view = await self._campaigns.pause(request.campaign_id)
+        return pb.PauseCampaignResponse(campaign=converters.campaign_message(view))
+
+    async def ResumeCampaign(
+        self, request: pb.ResumeCampaignRequest, context: Context
+    ) -> pb.ResumeCampaignResponse:
+        view = await self._campaigns.resume(request.campaign_id)
+        return pb.ResumeCampaignResponse(campaign=converters.campaign_message(view))
+
+    async def CancelCampaign(
+        self, request: pb.CancelCampaignRequest, context: Context
+    ) -> pb.CancelCampaignResponse:
+        view = await self._campaigns.cancel(request.campaign_id)
+        return pb.CancelCampaignResponse(campaign=converters.campaign_message(view))
 
     async def CreateTemplate(
         self, request: pb.CreateTemplateRequest, context: Context

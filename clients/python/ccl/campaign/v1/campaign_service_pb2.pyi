@@ -26,6 +26,8 @@ class CampaignState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CAMPAIGN_STATE_SENDING: _ClassVar[CampaignState]
     CAMPAIGN_STATE_SENT: _ClassVar[CampaignState]
     CAMPAIGN_STATE_CANCELLED: _ClassVar[CampaignState]
+    CAMPAIGN_STATE_SCHEDULED: _ClassVar[CampaignState]
+    CAMPAIGN_STATE_PAUSED: _ClassVar[CampaignState]
 
 class SuppressionReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -42,6 +44,8 @@ CAMPAIGN_STATE_DRAFT: CampaignState
 CAMPAIGN_STATE_SENDING: CampaignState
 CAMPAIGN_STATE_SENT: CampaignState
 CAMPAIGN_STATE_CANCELLED: CampaignState
+CAMPAIGN_STATE_SCHEDULED: CampaignState
+CAMPAIGN_STATE_PAUSED: CampaignState
 SUPPRESSION_REASON_UNSPECIFIED: SuppressionReason
 SUPPRESSION_REASON_UNSUBSCRIBED: SuppressionReason
 SUPPRESSION_REASON_HARD_BOUNCE: SuppressionReason
@@ -49,14 +53,30 @@ SUPPRESSION_REASON_COMPLAINT: SuppressionReason
 SUPPRESSION_REASON_MANUAL: SuppressionReason
 
 class Audience(_message.Message):
-    __slots__ = ("abandoned_within_days", "lead_ids", "lead_statuses")
+    __slots__ = ("abandoned_within_days", "lead_ids", "lead_statuses", "credit_tiers", "states", "sources", "created_after", "created_before", "abandoned_after", "abandoned_before", "include_converted")
     ABANDONED_WITHIN_DAYS_FIELD_NUMBER: _ClassVar[int]
     LEAD_IDS_FIELD_NUMBER: _ClassVar[int]
     LEAD_STATUSES_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_TIERS_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    ABANDONED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    ABANDONED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_CONVERTED_FIELD_NUMBER: _ClassVar[int]
     abandoned_within_days: int
     lead_ids: _containers.RepeatedScalarFieldContainer[str]
     lead_statuses: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, abandoned_within_days: _Optional[int] = ..., lead_ids: _Optional[_Iterable[str]] = ..., lead_statuses: _Optional[_Iterable[str]] = ...) -> None: ...
+    credit_tiers: _containers.RepeatedScalarFieldContainer[str]
+    states: _containers.RepeatedScalarFieldContainer[str]
+    sources: _containers.RepeatedScalarFieldContainer[str]
+    created_after: _timestamp_pb2.Timestamp
+    created_before: _timestamp_pb2.Timestamp
+    abandoned_after: _timestamp_pb2.Timestamp
+    abandoned_before: _timestamp_pb2.Timestamp
+    include_converted: bool
+    def __init__(self, abandoned_within_days: _Optional[int] = ..., lead_ids: _Optional[_Iterable[str]] = ..., lead_statuses: _Optional[_Iterable[str]] = ..., credit_tiers: _Optional[_Iterable[str]] = ..., states: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[str]] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., abandoned_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., abandoned_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., include_converted: _Optional[bool] = ...) -> None: ...
 
 class DripStep(_message.Message):
     __slots__ = ("template_id", "delay_minutes")
@@ -67,7 +87,7 @@ class DripStep(_message.Message):
     def __init__(self, template_id: _Optional[str] = ..., delay_minutes: _Optional[int] = ...) -> None: ...
 
 class CampaignStats(_message.Message):
-    __slots__ = ("queued_count", "sent_count", "delivered_count", "opened_count", "clicked_count", "bounced_count", "complained_count", "unsubscribed_count", "suppressed_count", "failed_count")
+    __slots__ = ("queued_count", "sent_count", "delivered_count", "opened_count", "clicked_count", "bounced_count", "complained_count", "unsubscribed_count", "suppressed_count", "failed_count", "simulated_count", "unknown_count")
     QUEUED_COUNT_FIELD_NUMBER: _ClassVar[int]
     SENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     DELIVERED_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +98,8 @@ class CampaignStats(_message.Message):
     UNSUBSCRIBED_COUNT_FIELD_NUMBER: _ClassVar[int]
     SUPPRESSED_COUNT_FIELD_NUMBER: _ClassVar[int]
     FAILED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SIMULATED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_COUNT_FIELD_NUMBER: _ClassVar[int]
     queued_count: int
     sent_count: int
     delivered_count: int
@@ -88,10 +110,12 @@ class CampaignStats(_message.Message):
     unsubscribed_count: int
     suppressed_count: int
     failed_count: int
-    def __init__(self, queued_count: _Optional[int] = ..., sent_count: _Optional[int] = ..., delivered_count: _Optional[int] = ..., opened_count: _Optional[int] = ..., clicked_count: _Optional[int] = ..., bounced_count: _Optional[int] = ..., complained_count: _Optional[int] = ..., unsubscribed_count: _Optional[int] = ..., suppressed_count: _Optional[int] = ..., failed_count: _Optional[int] = ...) -> None: ...
+    simulated_count: int
+    unknown_count: int
+    def __init__(self, queued_count: _Optional[int] = ..., sent_count: _Optional[int] = ..., delivered_count: _Optional[int] = ..., opened_count: _Optional[int] = ..., clicked_count: _Optional[int] = ..., bounced_count: _Optional[int] = ..., complained_count: _Optional[int] = ..., unsubscribed_count: _Optional[int] = ..., suppressed_count: _Optional[int] = ..., failed_count: _Optional[int] = ..., simulated_count: _Optional[int] = ..., unknown_count: _Optional[int] = ...) -> None: ...
 
 class Campaign(_message.Message):
-    __slots__ = ("campaign_id", "name", "kind", "template_id", "steps", "audience", "state", "stats", "create_time", "send_time")
+    __slots__ = ("campaign_id", "name", "kind", "template_id", "steps", "audience", "state", "stats", "create_time", "send_time", "template_version", "send_at", "paused_reason", "recipients")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +126,10 @@ class Campaign(_message.Message):
     STATS_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     SEND_TIME_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEND_AT_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_REASON_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     name: str
     kind: CampaignKind
@@ -112,7 +140,11 @@ class Campaign(_message.Message):
     stats: CampaignStats
     create_time: _timestamp_pb2.Timestamp
     send_time: _timestamp_pb2.Timestamp
-    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[CampaignKind, str]] = ..., template_id: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[DripStep, _Mapping]]] = ..., audience: _Optional[_Union[Audience, _Mapping]] = ..., state: _Optional[_Union[CampaignState, str]] = ..., stats: _Optional[_Union[CampaignStats, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    template_version: int
+    send_at: _timestamp_pb2.Timestamp
+    paused_reason: str
+    recipients: int
+    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[CampaignKind, str]] = ..., template_id: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[DripStep, _Mapping]]] = ..., audience: _Optional[_Union[Audience, _Mapping]] = ..., state: _Optional[_Union[CampaignState, str]] = ..., stats: _Optional[_Union[CampaignStats, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., template_version: _Optional[int] = ..., send_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paused_reason: _Optional[str] = ..., recipients: _Optional[int] = ...) -> None: ...
 
 class Template(_message.Message):
     __slots__ = ("template_id", "name", "subject", "html_body", "text_body", "create_time", "version", "version_create_time")
@@ -135,26 +167,42 @@ class Template(_message.Message):
     def __init__(self, template_id: _Optional[str] = ..., name: _Optional[str] = ..., subject: _Optional[str] = ..., html_body: _Optional[str] = ..., text_body: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., version_create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class BulkSendRequest(_message.Message):
-    __slots__ = ("idempotency_key", "campaign_id", "campaign")
+    __slots__ = ("idempotency_key", "campaign_id", "campaign", "dry_run")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     campaign_id: str
     campaign: Campaign
-    def __init__(self, idempotency_key: _Optional[str] = ..., campaign_id: _Optional[str] = ..., campaign: _Optional[_Union[Campaign, _Mapping]] = ...) -> None: ...
+    dry_run: bool
+    def __init__(self, idempotency_key: _Optional[str] = ..., campaign_id: _Optional[str] = ..., campaign: _Optional[_Union[Campaign, _Mapping]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class RenderedSample(_message.Message):
+    __slots__ = ("lead_id", "subject", "text_body", "html_body")
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    TEXT_BODY_FIELD_NUMBER: _ClassVar[int]
+    HTML_BODY_FIELD_NUMBER: _ClassVar[int]
+    lead_id: str
+    subject: str
+    text_body: str
+    html_body: str
+    def __init__(self, lead_id: _Optional[str] = ..., subject: _Optional[str] = ..., text_body: _Optional[str] = ..., html_body: _Optional[str] = ...) -> None: ...
 
 class BulkSendResponse(_message.Message):
-    __slots__ = ("campaign", "queued_count", "suppressed_count", "idempotent_replay")
+    __slots__ = ("campaign", "queued_count", "suppressed_count", "idempotent_replay", "samples")
     CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
     QUEUED_COUNT_FIELD_NUMBER: _ClassVar[int]
     SUPPRESSED_COUNT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENT_REPLAY_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
     campaign: Campaign
     queued_count: int
     suppressed_count: int
     idempotent_replay: bool
-    def __init__(self, campaign: _Optional[_Union[Campaign, _Mapping]] = ..., queued_count: _Optional[int] = ..., suppressed_count: _Optional[int] = ..., idempotent_replay: _Optional[bool] = ...) -> None: ...
+    samples: _containers.RepeatedCompositeFieldContainer[RenderedSample]
+    def __init__(self, campaign: _Optional[_Union[Campaign, _Mapping]] = ..., queued_count: _Optional[int] = ..., suppressed_count: _Optional[int] = ..., idempotent_replay: _Optional[bool] = ..., samples: _Optional[_Iterable[_Union[RenderedSample, _Mapping]]] = ...) -> None: ...
 
 class CreateCampaignRequest(_message.Message):
     __slots__ = ("campaign",)
@@ -195,6 +243,42 @@ class ListCampaignsResponse(_message.Message):
     campaigns: _containers.RepeatedCompositeFieldContainer[Campaign]
     next_page_token: str
     def __init__(self, campaigns: _Optional[_Iterable[_Union[Campaign, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class PauseCampaignRequest(_message.Message):
+    __slots__ = ("campaign_id",)
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    def __init__(self, campaign_id: _Optional[str] = ...) -> None: ...
+
+class PauseCampaignResponse(_message.Message):
+    __slots__ = ("campaign",)
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    campaign: Campaign
+    def __init__(self, campaign: _Optional[_Union[Campaign, _Mapping]] = ...) -> None: ...
+
+class ResumeCampaignRequest(_message.Message):
+    __slots__ = ("campaign_id",)
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    def __init__(self, campaign_id: _Optional[str] = ...) -> None: ...
+
+class ResumeCampaignResponse(_message.Message):
+    __slots__ = ("campaign",)
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    campaign: Campaign
+    def __init__(self, campaign: _Optional[_Union[Campaign, _Mapping]] = ...) -> None: ...
+
+class CancelCampaignRequest(_message.Message):
+    __slots__ = ("campaign_id",)
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    def __init__(self, campaign_id: _Optional[str] = ...) -> None: ...
+
+class CancelCampaignResponse(_message.Message):
+    __slots__ = ("campaign",)
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    campaign: Campaign
+    def __init__(self, campaign: _Optional[_Union[Campaign, _Mapping]] = ...) -> None: ...
 
 class CreateTemplateRequest(_message.Message):
     __slots__ = ("template",)

@@ -63,6 +63,21 @@ class CampaignServiceStub:
                 request_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ListCampaignsRequest.SerializeToString,
                 response_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ListCampaignsResponse.FromString,
                 _registered_method=True)
+        self.PauseCampaign = channel.unary_unary(
+                '/ccl.campaign.v1.CampaignService/PauseCampaign',
+                request_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignRequest.SerializeToString,
+                response_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignResponse.FromString,
+                _registered_method=True)
+        self.ResumeCampaign = channel.unary_unary(
+                '/ccl.campaign.v1.CampaignService/ResumeCampaign',
+                request_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignRequest.SerializeToString,
+                response_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignResponse.FromString,
+                _registered_method=True)
+        self.CancelCampaign = channel.unary_unary(
+                '/ccl.campaign.v1.CampaignService/CancelCampaign',
+                request_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignRequest.SerializeToString,
+                response_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignResponse.FromString,
+                _registered_method=True)
         self.CreateTemplate = channel.unary_unary(
                 '/ccl.campaign.v1.CampaignService/CreateTemplate',
                 request_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.CreateTemplateRequest.SerializeToString,
@@ -132,23 +147,34 @@ class CampaignServiceServicer:
     """
 
     def BulkSend(self, request, context):
-        """Sends a campaign to an audience in bulk. Suppressed addresses are
-        skipped and counted. Retrying with the same `idempotency_key` returns the
-        first result and queues nothing twice.
+        """Sends a campaign to an audience in bulk: an existing draft campaign
+        (`campaign_id`) or a new one-off campaign (`campaign`). The recipients
+        are taken at once (a snapshot: later leads are not added) and the answer
+        returns at once with their number; the messages go out in the
+        background. Suppressed addresses, leads without email consent and
+        duplicate addresses are skipped. With `campaign.send_at` in the future
+        the campaign is SCHEDULED and its recipients are taken when it falls
+        due. With `dry_run` nothing is stored or sent: the answer counts the
+        recipients and renders up to three of them. Retrying with the same
+        `idempotency_key` returns the first result and queues nothing twice.
 
-        Errors: INVALID_ARGUMENT (INVALID_CAMPAIGN), NOT_FOUND
-        (TEMPLATE_NOT_FOUND, CAMPAIGN_NOT_FOUND), FAILED_PRECONDITION
-        (CAMPAIGN_ALREADY_SENT).
+        Errors: INVALID_ARGUMENT (INVALID_CAMPAIGN, one field violation per bad
+        field), NOT_FOUND (TEMPLATE_NOT_FOUND, CAMPAIGN_NOT_FOUND),
+        FAILED_PRECONDITION
+        (CAMPAIGN_ALREADY_SENT: the campaign is not a draft), ALREADY_EXISTS
+        (IDEMPOTENCY_KEY_REUSED: the key was used for another request).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateCampaign(self, request, context):
-        """Creates a campaign (one-off or drip) without sending it.
+        """Creates a one-off campaign as a draft without sending it (BulkSend with
+        its id sends it). It pins its template's current version. Drip
+        campaigns are not built yet and are refused.
 
-        Errors: INVALID_ARGUMENT (INVALID_CAMPAIGN), NOT_FOUND
-        (TEMPLATE_NOT_FOUND).
+        Errors: INVALID_ARGUMENT (INVALID_CAMPAIGN, one field violation per bad
+        field), NOT_FOUND (TEMPLATE_NOT_FOUND).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -167,6 +193,41 @@ class CampaignServiceServicer:
         """Lists campaigns, newest first, a page at a time.
 
         Errors: INVALID_ARGUMENT (INVALID_PAGE_TOKEN, INVALID_PAGE_SIZE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseCampaign(self, request, context):
+        """Pauses a sending (or scheduled) campaign: no further message is handed
+        to Mailgun until it is resumed. A batch already handed over is not
+        recalled.
+
+        Errors: NOT_FOUND (CAMPAIGN_NOT_FOUND), FAILED_PRECONDITION
+        (INVALID_CAMPAIGN_TRANSITION: the campaign is not sending or scheduled).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeCampaign(self, request, context):
+        """Resumes a paused campaign (its paused reason is cleared): its queued
+        messages are sent again. One paused while it was scheduled is scheduled
+        again, and starts at its `send_at` (at once when that has passed).
+
+        Errors: NOT_FOUND (CAMPAIGN_NOT_FOUND), FAILED_PRECONDITION
+        (INVALID_CAMPAIGN_TRANSITION: the campaign is not paused).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelCampaign(self, request, context):
+        """Cancels a campaign that is not sent yet: its queued messages are never
+        sent. Final.
+
+        Errors: NOT_FOUND (CAMPAIGN_NOT_FOUND), FAILED_PRECONDITION
+        (INVALID_CAMPAIGN_TRANSITION: the campaign is sent or cancelled already).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -338,6 +399,21 @@ def add_CampaignServiceServicer_to_server(servicer, server):
                     servicer.ListCampaigns,
                     request_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ListCampaignsRequest.FromString,
                     response_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ListCampaignsResponse.SerializeToString,
+            ),
+            'PauseCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseCampaign,
+                    request_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignRequest.FromString,
+                    response_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignResponse.SerializeToString,
+            ),
+            'ResumeCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeCampaign,
+                    request_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignRequest.FromString,
+                    response_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignResponse.SerializeToString,
+            ),
+            'CancelCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelCampaign,
+                    request_deserializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignRequest.FromString,
+                    response_serializer=ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignResponse.SerializeToString,
             ),
             'CreateTemplate': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateTemplate,
@@ -511,6 +587,87 @@ class CampaignService:
             '/ccl.campaign.v1.CampaignService/ListCampaigns',
             ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ListCampaignsRequest.SerializeToString,
             ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ListCampaignsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccl.campaign.v1.CampaignService/PauseCampaign',
+            ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignRequest.SerializeToString,
+            ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccl.campaign.v1.CampaignService/ResumeCampaign',
+            ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignRequest.SerializeToString,
+            ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccl.campaign.v1.CampaignService/CancelCampaign',
+            ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignRequest.SerializeToString,
+            ccl_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignResponse.FromString,
             options,
             channel_credentials,
             insecure,
