@@ -1347,8 +1347,11 @@ class CampaignRepository:
         the recipient's address name. `delivered`, `opened`, `clicked` set their times once;
         `failed` permanent bounces the message and suppresses the address (`hard_bounce`),
         temporary is recorded as the message's last error; `complained` and `unsubscribed` set
-        their times and suppress the address. Any event of a message whose batch is `unknown`
-        proves Mailgun accepted that batch: the whole batch becomes `sent`.
+        their times and suppress the address. Any event of a message whose batch is `unknown`, or
+        still `sending`, proves Mailgun accepted that batch: the whole batch becomes `sent`. (An
+        event that came while the batch was `sending`, its worker dead or still waiting for the
+        answer, and changed nothing would leave the batch `unknown` for good once the lease ran
+        out: Mailgun sends each event once.)
         """
         e = m.EmailMessage
         row = self._event_message(event)
@@ -1356,11 +1359,12 @@ class CampaignRepository:
             return False
         at = _event_time(event, now)
         changed = False
-        if row.state == UNKNOWN and row.batch_id and event.type is not MailgunEventType.REJECTED:
+        accepted = event.type is not MailgunEventType.REJECTED
+        if row.state in (SENDING, UNKNOWN) and row.batch_id and accepted:
             changed |= bool(
                 _settle_batch_rows(
                     row.batch_id,
-                    (UNKNOWN,),
+                    (SENDING, UNKNOWN),
                     now,
                     "reset",
                     state=SENT,

@@ -694,6 +694,33 @@ def test_an_event_resolves_an_unknown_batch(
     assert {(r.state, r.provider_message_id) for r in rows} == {("sent", "mg-2@x")}
 
 
+def test_an_event_during_sending_settles_the_batch_and_the_late_answer_changes_nothing(
+    db: Any, campaigns: CampaignRepository, templates: TemplateRepository
+) -> None:
+    """Mailgun's event may come before its answer (or after the worker died mid-call): it
+    proves the batch was accepted, so the batch is `sent` at once rather than left `sending`,
+    to become `unknown` when the lease runs out with its one event already spent."""
+    t0 = NOW + dt.timedelta(hours=5, minutes=30)
+    _drain(campaigns, t0)
+    _running(campaigns, templates, 3)
+    batch = campaigns.claim_batch("w", t0, LEASE)
+    assert batch is not None
+    assert campaigns.mark_batch_sending(batch.batch_id, t0, LEASE, 3)
+    event = _event(MailgunEventType.DELIVERED, batch.messages[1].message_id, provider_id="mg-3@x")
+    with db.transaction():
+        assert campaigns.apply_event(event, t0) is True
+    e = m.EmailMessage
+    rows = list(e.select(e.state, e.locked_until).where(e.batch_id == batch.batch_id))
+    assert {(r.state, r.locked_until) for r in rows} == {("sent", None)}
+    # The worker's late outcome, whichever it is, moves nothing back.
+    assert campaigns.record_batch_unknown(batch.batch_id, "timeout", t0) == 0
+    assert campaigns.release_batch_for_retry(batch.batch_id, t0, "late", t0) == 0
+    assert campaigns.record_batch_sent(batch.batch_id, "mg-3@x", t0) == 0
+    later = t0 + LEASE + dt.timedelta(seconds=1)
+    assert campaigns.expire_sending(later) == 0
+    assert batch.batch_id not in [b for b, _, _ in campaigns.unknown_batches()]
+
+
 def test_stats_are_one_grouped_statement(
     application: Application, campaigns: CampaignRepository, templates: TemplateRepository
 ) -> None:

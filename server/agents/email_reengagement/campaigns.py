@@ -25,6 +25,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -251,12 +252,18 @@ class CampaignLifecycle:
         sender: SenderDetails,
         *,
         clock: Callable[[], dt.datetime] = utcnow,
+        rate_check_seconds: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
         self._campaigns = campaigns
         self._templates = templates
         self._sender = sender
         self._clock = clock
+        self._rate_check_seconds = rate_check_seconds
+        self._monotonic = monotonic
+        # campaign id -> when `after_batch` last counted its messages for the rate rules
+        self._rates_checked: dict[str, float] = {}
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -503,14 +510,28 @@ class CampaignLifecycle:
             await self._db.run(self._campaigns.complete_if_drained, campaign_id, now)
 
     async def after_batch(self, report: DispatchReport) -> None:
-        """Pauses the batch's campaign when its statistics say so; completes it when drained."""
+        """Pauses the batch's campaign when its statistics say so; completes it when drained.
+
+        The run of failed sends is on the campaign's row and is checked after every batch. The
+        complaint and bounce rates need every message of the campaign counted (a scan of up to
+        its whole snapshot, which after every batch of 1,000 made a 100,000-recipient campaign
+        quadratic), so they are counted after the campaign's first batch here and then at most
+        every `rate_check_seconds`: their numerators only grow through Mailgun's events, which
+        come in over minutes and hours, and more sends only lower the rates."""
         now = self._clock()
+        at = self._monotonic()
+        last = self._rates_checked.get(report.campaign_id)
+        count_rates = last is None or at - last >= self._rate_check_seconds
 
         def check() -> None:
             record = self._campaigns.get(report.campaign_id)
             if CampaignState(record.state) is not CampaignState.RUNNING:
+                self._rates_checked.pop(record.campaign_id, None)
                 return
-            counts = self._campaigns.stats([record.campaign_id])[record.campaign_id]
+            counts = MessageCounts()
+            if count_rates:
+                counts = self._campaigns.stats([record.campaign_id])[record.campaign_id]
+                self._rates_checked[record.campaign_id] = at
             reason = should_pause(counts.as_stats(record.consecutive_failures))
             if reason is not None:
                 self._campaigns.transition(
@@ -520,7 +541,9 @@ class CampaignLifecycle:
                     now,
                     reason.value,
                 )
+                self._rates_checked.pop(record.campaign_id, None)
                 return
-            self._campaigns.complete_if_drained(record.campaign_id, now)
+            if self._campaigns.complete_if_drained(record.campaign_id, now):
+                self._rates_checked.pop(record.campaign_id, None)
 
         await self._db.run(check)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -23,7 +25,12 @@ from server.errors import (
 )
 from server.services.campaigns import Sender
 from server.storage import models as m
-from server.storage.campaigns import CampaignRepository, SuppressionRepository, TemplateRepository
+from server.storage.campaigns import (
+    CampaignRepository,
+    MessageCounts,
+    SuppressionRepository,
+    TemplateRepository,
+)
 from support.builders import received_lead
 
 DAY = dt.datetime(2026, 11, 2, 19, 0, 0)
@@ -328,3 +335,63 @@ async def test_a_campaign_pauses_itself_after_consecutive_failures(
     await lifecycle.after_batch(DispatchReport("b", cid, "failed", 0))
     record = campaigns.get(cid)
     assert record.state == "paused" and record.paused_reason == "CONSECUTIVE_FAILURES"
+
+
+class _CountingRepository:
+    """The part of CampaignRepository `after_batch` reads, with canned statistics: complaints
+    over the threshold once `complaining` is set."""
+
+    def __init__(self, campaign_id: str) -> None:
+        self.campaign_id = campaign_id
+        self.state = CampaignState.RUNNING.value
+        self.complaining = False
+        self.stats_calls = 0
+        self.paused_reason = ""
+
+    def get(self, campaign_id: str) -> Any:
+        return SimpleNamespace(campaign_id=campaign_id, state=self.state, consecutive_failures=0)
+
+    def stats(self, ids: list[str]) -> dict[str, MessageCounts]:
+        self.stats_calls += 1
+        complained = 10 if self.complaining else 0
+        counts = MessageCounts(by_state={"sent": 1000}, delivered=1000, complained=complained)
+        return {i: counts for i in ids}
+
+    def transition(self, campaign_id: str, _from: Any, to: Any, _at: Any, reason: str) -> bool:
+        self.state, self.paused_reason = to.value, reason
+        return True
+
+    def complete_if_drained(self, campaign_id: str, now: Any) -> bool:
+        return False
+
+
+async def test_the_rate_rules_are_counted_after_the_first_batch_then_at_intervals(
+    application: Application, repos: tuple[CampaignRepository, TemplateRepository]
+) -> None:
+    """Counting a campaign's messages scans its snapshot: not after every batch of 1,000 (that
+    made a 100,000-recipient campaign quadratic), but after its first and then every
+    `rate_check_seconds`; a complaint rate over the threshold still pauses it within that."""
+    from server.agents.email_reengagement import DispatchReport
+
+    repo = _CountingRepository("c1")
+    now = [0.0]
+    lifecycle = CampaignLifecycle(
+        application.db,
+        repo,  # type: ignore[arg-type]
+        repos[1],
+        SENDER,
+        rate_check_seconds=5.0,
+        monotonic=lambda: now[0],
+    )
+    report = DispatchReport("b", "c1", "sent", 1000)
+    await lifecycle.after_batch(report)
+    assert repo.stats_calls == 1 and repo.state == "running"
+    repo.complaining = True
+    for at in (1.0, 2.0, 4.9):
+        now[0] = at
+        await lifecycle.after_batch(report)
+    assert repo.stats_calls == 1 and repo.state == "running"
+    now[0] = 5.0
+    await lifecycle.after_batch(report)
+    assert repo.stats_calls == 2
+    assert repo.state == "paused" and repo.paused_reason == "COMPLAINT_RATE"
