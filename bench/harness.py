@@ -1212,7 +1212,7 @@ def main() -> int:
         "--extra-seconds",
         type=float,
         default=None,
-        help="length of one run of the uvloop, reuseport and scale-out series (default 3)",
+        help="length of one run of the floor, uvloop, reuseport and scale-out series (default 2)",
     )
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
@@ -1226,7 +1226,7 @@ def main() -> int:
     parts -= {x for x in PARTS if getattr(args, f"no_{x}", False)}
     core = "core" in parts
     repeats = args.repeats or (1 if args.quick else 3)
-    extra_seconds = args.extra_seconds or (2.0 if args.quick else 3.0)
+    extra_seconds = args.extra_seconds or (1.5 if args.quick else 2.0)
     seconds = args.seconds or (2.0 if args.quick else 5.0)
     import_leads = args.import_leads or (2_000 if args.quick else 100_000)
     import_seconds = args.import_seconds or (10.0 if args.quick else 20.0)
