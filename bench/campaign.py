@@ -4,13 +4,12 @@ serve` and a fake Mailgun (tests/support/fake_mailgun.py: real HTTP on 127.0.0.1
 checks) that takes `LATENCY` seconds a call.
 
 The leads are seeded straight into storage, 1,000 rows an insert (what intake would have
-stored, as the e2e tests' `seed_leads` does), not through the pipeline: the series measures the
+stored: `tests/support/campaign_leads.py`), not through the pipeline: the series measures the
 dispatch, not intake. Quiet hours are off and the send rate is far above what the server can do,
 so neither is the limit."""
 
 from __future__ import annotations
 
-import datetime as dt
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))  # the fake Mailgun of the tests
 
+from support.campaign_leads import seed_campaign_leads  # noqa: E402
 from support.fake_mailgun import DEFAULT_SIGNING_KEY, FakeMailgun  # noqa: E402
 
 RECIPIENTS = 100_000
@@ -69,7 +69,6 @@ def seed(database_url: str, data_keys: str, n: int) -> float:
     taken."""
     from server.app import build_application
     from server.settings import Settings
-    from server.storage import models as m
     from server.storage.migrate import apply_migrations
 
     started = time.perf_counter()
@@ -78,49 +77,8 @@ def seed(database_url: str, data_keys: str, n: int) -> float:
     db.connect(reuse_if_open=True)
     try:
         apply_migrations(db)
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=1)
-        for start in range(0, n, CHUNK):
-            leads, consents = [], []
-            for i in range(start, min(n, start + CHUNK)):
-                lead_id = str(m.new_id())
-                address = f"person{i}@campaign.example.com"
-                leads.append(
-                    {
-                        "id": lead_id,
-                        "status": "unrouted",
-                        "outcome": "accepted",
-                        "source": "website",
-                        "first_name": f"Pat{i}",
-                        "last_name": "Doe",
-                        "email": address,
-                        "email_normalized": address,
-                        "phone_e164": "+13075550100",
-                        "date_of_birth": "1990-01-01",
-                        "monthly_income_cents": "400000",
-                        "street": "1 A St",
-                        "city": "Cheyenne",
-                        "state": STATE,
-                        "zip_code": "82001",
-                        "vehicle_year": 2020,
-                        "vehicle_make": "Toyota",
-                        "vehicle_model": "Camry",
-                        "pipeline_stage": "done",
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-                consents.append(
-                    {
-                        "lead": lead_id,
-                        "kind": "tcpa",
-                        "granted": True,
-                        "consent_text": "I agree to be contacted",
-                        "consented_at": now,
-                    }
-                )
-            with db.atomic():
-                m.Lead.insert_many(leads).execute()
-                m.LeadConsent.insert_many(consents).execute()
+        addresses = [f"person{i}@campaign.example.com" for i in range(n)]
+        seed_campaign_leads(db, addresses, STATE, per_insert=CHUNK)
     finally:
         db.close()
         app.close()

@@ -5,13 +5,12 @@ at most 1,000 recipients, each with recipient variables for every `to` and the o
 unsubscribe headers; every address is mailed exactly once; addresses that complained, bounced
 or unsubscribed through Mailgun's webhook, or were suppressed by hand, are never mailed again.
 
-The leads are seeded straight into storage (`seed_leads`: one insert per 500 rows), since
-5,000 ProcessLead calls would each run the pipeline and take minutes on a loaded machine; the
-campaign itself goes through the public API only."""
+The leads are seeded straight into storage (`tests/support/campaign_leads.py`: one insert per
+500 rows), since 5,000 ProcessLead calls would each run the pipeline and take minutes on a
+loaded machine; the campaign itself goes through the public API only."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from server.storage import models as m
+from support.campaign_leads import seed_campaign_leads
 from support.fake_mailgun import DEFAULT_SIGNING_KEY, FakeMailgun, webhook_bytes
 from support.stack import EnvoyProcess, ServerThread, make_settings
 
@@ -78,55 +77,12 @@ def admin(admin_key: str) -> dict[str, str]:
 
 
 def seed_leads(stack: ServerThread, addresses: list[str], state: str) -> list[str]:
-    """Leads with a granted email (TCPA) consent, straight into the tables, 500 rows an insert:
-    what intake would have stored, without running the pipeline for each."""
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=1)
-    leads, consents = [], []
-    for i, address in enumerate(addresses):
-        lead_id = str(m.new_id())
-        leads.append(
-            {
-                "id": lead_id,
-                "status": "unrouted",
-                "outcome": "accepted",
-                "source": "website",
-                "first_name": f"Pat{i}",
-                "last_name": "Doe",
-                "email": address,
-                "email_normalized": address.lower(),
-                "phone_e164": "+13075550100",
-                "date_of_birth": "1990-01-01",
-                "monthly_income_cents": "400000",
-                "street": "1 A St",
-                "city": "Cheyenne",
-                "state": state,
-                "zip_code": "82001",
-                "vehicle_year": 2020,
-                "vehicle_make": "Toyota",
-                "vehicle_model": "Camry",
-                "pipeline_stage": "done",
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-        consents.append(
-            {
-                "lead": lead_id,
-                "kind": "tcpa",
-                "granted": True,
-                "consent_text": "I agree to be contacted",
-                "consented_at": now,
-            }
-        )
-    stack.app.db.db.connect(reuse_if_open=True)
+    db = stack.app.db.db
+    db.connect(reuse_if_open=True)
     try:
-        with stack.app.db.db.atomic():
-            for start in range(0, len(leads), 500):
-                m.Lead.insert_many(leads[start : start + 500]).execute()
-                m.LeadConsent.insert_many(consents[start : start + 500]).execute()
+        return seed_campaign_leads(db, addresses, state)
     finally:
-        stack.app.db.db.close()
-    return [str(row["id"]) for row in leads]
+        db.close()
 
 
 def wait_for(check: Callable[[], T | None], what: str) -> T:

@@ -39,6 +39,7 @@ from ccl.campaign.v1 import campaign_service_pb2_grpc
 from server.app import Application, build_application
 from server.storage import models as m
 from server.storage.migrate import apply_migrations
+from support.campaign_leads import seed_campaign_leads
 from support.fake_mailgun import DEFAULT_SIGNING_KEY, FakeMailgun, webhook_bytes
 from support.rpc import auth
 from support.stack import free_port, make_settings
@@ -144,52 +145,7 @@ def in_db(app: Application, fn: Callable[[], T]) -> T:
 
 
 def seed_leads(app: Application, addresses: list[str]) -> None:
-    """Leads with a granted TCPA consent, 500 rows an insert (as in test_bulk_send.py)."""
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=1)
-    leads, consents = [], []
-    for i, address in enumerate(addresses):
-        lead_id = str(m.new_id())
-        leads.append(
-            {
-                "id": lead_id,
-                "status": "unrouted",
-                "outcome": "accepted",
-                "source": "website",
-                "first_name": f"Pat{i}",
-                "last_name": "Doe",
-                "email": address,
-                "email_normalized": address.lower(),
-                "phone_e164": "+13075550100",
-                "date_of_birth": "1990-01-01",
-                "monthly_income_cents": "400000",
-                "street": "1 A St",
-                "city": "Cheyenne",
-                "state": STATE,
-                "zip_code": "82001",
-                "vehicle_year": 2020,
-                "vehicle_make": "Toyota",
-                "vehicle_model": "Camry",
-                "pipeline_stage": "done",
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-        consents.append(
-            {
-                "lead": lead_id,
-                "kind": "tcpa",
-                "granted": True,
-                "consent_text": "I agree to be contacted",
-                "consented_at": now,
-            }
-        )
-
-    def insert() -> None:
-        for start in range(0, len(leads), 500):
-            m.Lead.insert_many(leads[start : start + 500]).execute()
-            m.LeadConsent.insert_many(consents[start : start + 500]).execute()
-
-    in_db(app, insert)
+    in_db(app, lambda: seed_campaign_leads(app.db.db, addresses, STATE))
 
 
 def states(app: Application) -> dict[str, int]:
