@@ -160,7 +160,8 @@ def check_settings(settings: Settings) -> None:
     """Refuses unsafe settings before anything is read or created: an unknown CCL_ENV; in
     production, no CCL_DATA_KEYS (the development key file is never read or created there) or
     a SQLite database (production state lives in PostgreSQL, and a forgotten DATABASE_URL
-    would otherwise fill a fresh local file); a CCL_ADMIN_API_KEY that does not look random."""
+    would otherwise fill a fresh local file); a CCL_ADMIN_API_KEY that does not look random;
+    a Mailgun key without its domain or without an https public URL for unsubscribe links."""
     if settings.environment not in ENVIRONMENTS:
         raise ConfigurationError("CCL_ENV must be development or production")
     if settings.environment == "production":
@@ -182,6 +183,11 @@ def check_settings(settings: Settings) -> None:
     if settings.mailgun_api_key and not settings.mailgun_domain:
         raise ConfigurationError(
             "CCL_MAILGUN_API_KEY needs CCL_MAILGUN_DOMAIN (the sending domain)"
+        )
+    if settings.mailgun_api_key and not settings.public_base_url.startswith("https://"):
+        raise ConfigurationError(
+            "CCL_MAILGUN_API_KEY needs an https:// CCL_PUBLIC_BASE_URL: one-click unsubscribe "
+            "(RFC 8058, which Gmail and Yahoo require of bulk senders) posts only to https links"
         )
     if settings.admin_api_key:
         weakness = admin_key_weakness(settings.admin_api_key)

@@ -224,6 +224,14 @@ def test_invalid_data_key_refuses_to_start_without_echoing_it(tmp_path: Path) ->
     assert bad not in result.stderr
 
 
+def test_a_live_mailgun_key_needs_https_unsubscribe_links(db_url: str) -> None:
+    settings = make_settings(
+        db_url, mailgun_api_key="key-x", mailgun_domain="mg.example.test"
+    )  # the public base URL stays the development default, http://127.0.0.1:8080
+    with pytest.raises(ConfigurationError, match="https:// CCL_PUBLIC_BASE_URL"):
+        build_application(settings)
+
+
 # --- the admin key must look random -------------------------------------------------------------
 
 

@@ -103,8 +103,8 @@ def batch_form(batch: MailBatch) -> Form:
         if address in variables:
             # recipient-variables is keyed by address: a second entry would replace the first.
             raise ValueError("the same address appears twice in one batch")
-        if not recipient.unsubscribe_url.startswith("https://"):
-            raise ValueError("every recipient needs an https:// unsubscribe link")
+        if not recipient.unsubscribe_url.startswith(("https://", "http://")):
+            raise ValueError("every recipient needs an http(s):// unsubscribe link")
         own = dict(recipient.variables)
         own[MESSAGE_VARIABLE] = recipient.message_id
         own[UNSUBSCRIBE_URL_VARIABLE] = recipient.unsubscribe_url
@@ -123,9 +123,13 @@ def batch_form(batch: MailBatch) -> Form:
         if not mailto.startswith("mailto:"):
             mailto = "mailto:" + mailto
         unsubscribe += f", <{mailto}>"
+    # One-click (RFC 8058) only to https links, as the RFC requires; a plain http link (a
+    # development stack: a live key needs an https CCL_PUBLIC_BASE_URL, see server/app.py) is
+    # a page the recipient opens.
+    one_click = all(r.unsubscribe_url.startswith("https://") for r in batch.recipients)
     options: Form = [
         ("h:List-Unsubscribe", unsubscribe),
-        ("h:List-Unsubscribe-Post", ONE_CLICK),
+        *([("h:List-Unsubscribe-Post", ONE_CLICK)] if one_click else []),
         (f"v:{BATCH_VARIABLE}", batch.batch_id),
         (f"v:{MESSAGE_VARIABLE}", f"%recipient.{MESSAGE_VARIABLE}%"),
     ]

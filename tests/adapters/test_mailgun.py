@@ -128,8 +128,8 @@ async def test_1001_recipients_are_refused_before_any_request(
         ({"recipients": []}, "at least one recipient"),
         ({"recipients": recipients(2) + recipients(1)}, "twice"),
         (
-            {"recipients": [MailRecipient("a@example.com", "m", "http://insecure.example/u")]},
-            "https://",
+            {"recipients": [MailRecipient("a@example.com", "m", "javascript:alert(1)")]},
+            "http\\(s\\)://",
         ),
         (
             {"recipients": [MailRecipient("Al <a@example.com>", "m", "https://ccl.example/u")]},
@@ -145,6 +145,17 @@ def test_batches_mailgun_would_refuse_are_refused_here(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         batch_form(batch(**changes))
+
+
+def test_one_click_only_to_https_links() -> None:
+    """RFC 8058 one-click posts only to https; a plain http link (a development stack) is a
+    page the recipient opens, still in List-Unsubscribe."""
+    secure = dict(batch_form(batch()))
+    assert secure["h:List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    plain = batch(recipients=[MailRecipient("a@example.com", "m", "http://127.0.0.1:8080/u")])
+    form = dict(batch_form(plain))
+    assert "h:List-Unsubscribe-Post" not in form
+    assert form["h:List-Unsubscribe"].startswith("<%recipient.unsubscribe_url%>")
 
 
 async def test_test_mode_and_custom_variables_are_sent(

@@ -99,6 +99,7 @@ def _dispatcher(
     templates: TemplateRepository,
     client: MailgunClient | None,
     clock: Clock,
+    sender: Sender = SENDER,
     **kwargs: Any,
 ) -> EmailDispatcher:
     kwargs.setdefault("batch_size", 50)
@@ -108,7 +109,7 @@ def _dispatcher(
         campaigns,
         templates,
         client,
-        SENDER,
+        sender,
         KEYS,
         application.db,
         from_address="Sample Lending <offers@mg.example.test>",
@@ -246,6 +247,38 @@ async def test_simulation_records_the_payloads_and_sends_nothing(
     assert sorted(v for k, v in form if k == "to") == sorted(rows)
     assert dict(form)["v:ccl_batch"] == rows[next(iter(rows))].batch_id
     assert {r.state for r in rows.values()} == {"simulated"}
+    _stop(campaigns, campaign_id)
+
+
+async def test_a_development_stack_simulates_with_its_plain_http_links(
+    application: Application,
+    campaigns: CampaignRepository,
+    templates: TemplateRepository,
+) -> None:
+    """`make run` serves on http://127.0.0.1:8080: simulation still records what would be sent,
+    with the unsubscribe page's link but no one-click header (RFC 8058 is https only; a live
+    Mailgun key refuses to start without an https CCL_PUBLIC_BASE_URL)."""
+    campaign_id = _campaign(campaigns, templates, _leads(application, 3))
+    payloads: list[Form] = []
+    local = Sender(
+        company_name=SENDER.company_name,
+        company_address=SENDER.company_address,
+        public_base_url="http://127.0.0.1:8080",
+    )
+    dispatcher = _dispatcher(
+        application,
+        campaigns,
+        templates,
+        None,
+        Clock(DAY),
+        local,
+        simulated_payloads=payloads.append,
+    )
+    reports = await _drain(dispatcher)
+    assert [r.outcome for r in reports] == ["simulated"]
+    (form,) = payloads
+    assert "h:List-Unsubscribe-Post" not in dict(form)
+    assert {r.state for r in _messages(campaign_id).values()} == {"simulated"}
     _stop(campaigns, campaign_id)
 
 
