@@ -236,3 +236,53 @@ def test_sending_is_built_and_health_says_so(
         overall = health.Check(health_pb2.HealthCheckRequest())
     assert service.status == health_pb2.HealthCheckResponse.SERVING
     assert overall.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_campaign_errors(http: httpx.Client, admin: dict[str, str]) -> None:
+    """Each campaign RPC's errors through Envoy: status, ErrorInfo reason, field violations."""
+    r = http.post("/api/email-campaigns", json={}, headers=admin)
+    assert r.status_code == 400 and reason(r) == "INVALID_CAMPAIGN"
+    fields = {
+        v["field"]
+        for d in r.json()["details"]
+        for v in d.get("fieldViolations", d.get("field_violations", []))
+    }
+    assert {"campaign.name", "campaign.template_id"} <= fields
+    missing = {"name": "x", "kind": "CAMPAIGN_KIND_ONE_OFF", "template_id": str(uuid.uuid4())}
+    r = http.post("/api/email-campaigns", json=missing, headers=admin)
+    assert r.status_code == 404 and reason(r) == "TEMPLATE_NOT_FOUND"
+    for path in ("/api/email-campaigns/nope", "/api/email-campaigns/nope:pause"):
+        r = (
+            http.get(path, headers=admin)
+            if path.endswith("nope")
+            else http.post(path, headers=admin)
+        )
+        assert r.status_code == 404 and reason(r) == "CAMPAIGN_NOT_FOUND", path
+    r = http.get("/api/email-campaigns", params={"page_token": "zzz"}, headers=admin)
+    assert r.status_code == 400 and reason(r) == "INVALID_PAGE_TOKEN"
+
+    template = http.post("/api/email-templates", json=TEMPLATE, headers=admin).json()["template"]
+    draft = {
+        "name": "Errors",
+        "kind": "CAMPAIGN_KIND_ONE_OFF",
+        "template_id": template["template_id"],
+        "audience": {"states": ["WY"]},
+    }
+    key = f"errors-{uuid.uuid4().hex}"
+    sent = http.post(
+        "/api/email-campaigns/bulk-send",
+        json={"idempotency_key": key, "campaign": draft},
+        headers=admin,
+    )
+    assert sent.status_code == 200, sent.text
+    campaign_id = sent.json()["campaign"]["campaign_id"]
+    r = http.post(f"/api/email-campaigns/{campaign_id}:resume", headers=admin)
+    assert r.status_code == 400 and reason(r) == "INVALID_CAMPAIGN_TRANSITION"
+    again = {"idempotency_key": f"{key}-2", "campaign_id": campaign_id}
+    r = http.post("/api/email-campaigns/bulk-send", json=again, headers=admin)
+    assert r.status_code == 400 and reason(r) == "CAMPAIGN_ALREADY_SENT"
+    reused = {"idempotency_key": key, "campaign": {**draft, "name": "Another"}}
+    r = http.post("/api/email-campaigns/bulk-send", json=reused, headers=admin)
+    assert r.status_code == 409 and reason(r) == "IDEMPOTENCY_KEY_REUSED"
+    r = http.post("/api/email-campaigns/bulk-send", json={})
+    assert r.status_code == 401 and reason(r) == "API_KEY_MISSING"
