@@ -506,10 +506,11 @@ class MessageCounts:
 
     def as_stats(self, consecutive_failures: int = 0) -> CampaignStats:
         """The domain's stats (its auto-pause rules read them). `sent` counts every message
-        Mailgun accepted (delivered, bounced ones included) and simulated ones."""
+        Mailgun accepted (delivered, bounced ones included); simulated ones were not sent (the
+        contract's `sent_count` and `simulated_count`)."""
         return CampaignStats(
             queued=self.count(*QUEUED_STATES),
-            sent=self.count(SENT, BOUNCED, SIMULATED),
+            sent=self.count(SENT, BOUNCED),
             delivered=self.delivered,
             opened=self.opened,
             clicked=self.clicked,

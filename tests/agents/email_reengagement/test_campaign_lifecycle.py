@@ -208,6 +208,7 @@ async def test_bulk_send_snapshots_and_replays(
     assert await _drain(dispatcher, lifecycle) == 1
     done = await lifecycle.get(out.campaign.record.campaign_id)
     assert done.record.state == "completed" and done.counts.count("simulated") == 5
+    assert done.counts.as_stats().sent == 0  # simulated, not sent
 
 
 async def test_an_existing_draft_is_sent_once(
