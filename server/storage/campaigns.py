@@ -961,21 +961,7 @@ class CampaignRepository:
             .order_by(lead.created_at, lead.id)
             .dicts()
         )
-        return [
-            ClaimedMessage(
-                message_id="",
-                address=r["email_normalized"],
-                lead_id=r["id"],
-                first_name=r["first_name"] or "",
-                state=r["state"] or "",
-                zip_code=r["zip_code"] or "",
-                vehicle_year=r["vehicle_year"] or 0,
-                vehicle_make=r["vehicle_make"] or "",
-                vehicle_model=r["vehicle_model"] or "",
-                dealer_name=r["dealer_name"] or "",
-            )
-            for r in rows
-        ]
+        return [_recipient(r, "", r["email_normalized"], r["id"]) for r in rows]
 
     def due_scheduled(self, now: dt.datetime, limit: int = 10) -> builtins.list[CampaignRecord]:
         """Scheduled campaigns whose `send_at` has come, oldest first."""
@@ -1079,20 +1065,7 @@ class CampaignRepository:
                 .dicts()
             )
             messages = tuple(
-                ClaimedMessage(
-                    message_id=r["id"],
-                    address=r["to_email"],
-                    lead_id=r["lead"],
-                    attempts=r["attempts"],
-                    first_name=r["first_name"] or "",
-                    state=r["state"] or "",
-                    zip_code=r["zip_code"] or "",
-                    vehicle_year=r["vehicle_year"] or 0,
-                    vehicle_make=r["vehicle_make"] or "",
-                    vehicle_model=r["vehicle_model"] or "",
-                    dealer_name=r["dealer_name"] or "",
-                )
-                for r in rows
+                _recipient(r, r["id"], r["to_email"], r["lead"], r["attempts"]) for r in rows
             )
         return ClaimedBatch(
             batch_id=batch_id,
@@ -1519,6 +1492,25 @@ class ClaimedMessage:
     vehicle_make: str = ""
     vehicle_model: str = ""
     dealer_name: str = ""
+
+
+def _recipient(
+    row: Mapping[str, Any], message_id: str, address: str, lead_id: str | None, attempts: int = 0
+) -> ClaimedMessage:
+    """A recipient from a row holding the lead's template fields (NULL when the lead is gone)."""
+    return ClaimedMessage(
+        message_id=message_id,
+        address=address,
+        lead_id=lead_id,
+        attempts=attempts,
+        first_name=row["first_name"] or "",
+        state=row["state"] or "",
+        zip_code=row["zip_code"] or "",
+        vehicle_year=row["vehicle_year"] or 0,
+        vehicle_make=row["vehicle_make"] or "",
+        vehicle_model=row["vehicle_model"] or "",
+        dealer_name=row["dealer_name"] or "",
+    )
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from server.agents.email_reengagement.dispatcher import DispatchReport, SenderDetails
+from server.agents.email_reengagement.dispatcher import (
+    DispatchReport,
+    SenderDetails,
+    recipient_context,
+)
 from server.domain.campaigns import (
     Audience,
     CampaignAction,
@@ -49,14 +53,13 @@ from server.errors import (
 from server.storage.campaigns import (
     CampaignRecord,
     CampaignRepository,
-    ClaimedMessage,
     MessageCounts,
     TemplateRepository,
 )
 from server.storage.db import Database
 
 if TYPE_CHECKING:
-    from server.domain.templates import RecipientContext, RenderedEmail
+    from server.domain.templates import RenderedEmail
 
 __all__ = [
     "BulkSendOutcome",
@@ -443,25 +446,15 @@ class CampaignLifecycle:
             from server.domain.templates import validate_template
 
             compiled = validate_template(record.spec)
-            return tuple(Sample(m.lead_id or "", compiled.render(self._context(m))) for m in leads)
+            return tuple(
+                Sample(
+                    m.lead_id or "", compiled.render(recipient_context(self._sender, m, "preview"))
+                )
+                for m in leads
+            )
 
         samples = await asyncio.to_thread(render)
         return BulkSendOutcome(campaign=view, queued=queued, suppressed=suppressed, samples=samples)
-
-    def _context(self, message: ClaimedMessage) -> RecipientContext:
-        from server.domain.templates import RecipientContext
-
-        return RecipientContext(
-            first_name=message.first_name,
-            vehicle_year=message.vehicle_year,
-            vehicle_make=message.vehicle_make,
-            vehicle_model=message.vehicle_model,
-            dealer_name=message.dealer_name,
-            application_url=self._sender.application_url(message.lead_id or ""),
-            unsubscribe_url=self._sender.unsubscribe_url("preview"),
-            company_name=self._sender.company_name,
-            company_address=self._sender.company_address,
-        )
 
     # --- pause, resume, cancel ------------------------------------------------------------
 

@@ -117,6 +117,26 @@ class SenderDetails(Protocol):
     def application_url(self, lead_id: str) -> str: ...
 
 
+def recipient_context(
+    sender: SenderDetails, message: ClaimedMessage, unsubscribe_token: str
+) -> RecipientContext:
+    """What a template renders for one recipient: their lead's fields, the sender's details,
+    the links (the unsubscribe link signed for this message)."""
+    from server.domain.templates import RecipientContext  # jinja2 loads with the templates
+
+    return RecipientContext(
+        first_name=message.first_name,
+        vehicle_year=message.vehicle_year,
+        vehicle_make=message.vehicle_make,
+        vehicle_model=message.vehicle_model,
+        dealer_name=message.dealer_name,
+        application_url=sender.application_url(message.lead_id or ""),
+        unsubscribe_url=sender.unsubscribe_url(unsubscribe_token),
+        company_name=sender.company_name,
+        company_address=sender.company_address,
+    )
+
+
 @dataclass(frozen=True)
 class DispatchReport:
     """What one `run_once` did with the batch it claimed. `outcome` is `sent`, `simulated`,
@@ -403,20 +423,8 @@ class EmailDispatcher:
         return recipients, deferred, failed
 
     def _context(self, message: ClaimedMessage) -> RecipientContext:
-        from server.domain.templates import RecipientContext
-
         token = sign_unsubscribe(self._keys, message.message_id, message.address)
-        return RecipientContext(
-            first_name=message.first_name,
-            vehicle_year=message.vehicle_year,
-            vehicle_make=message.vehicle_make,
-            vehicle_model=message.vehicle_model,
-            dealer_name=message.dealer_name,
-            application_url=self._sender.application_url(message.lead_id or ""),
-            unsubscribe_url=self._sender.unsubscribe_url(token),
-            company_name=self._sender.company_name,
-            company_address=self._sender.company_address,
-        )
+        return recipient_context(self._sender, message, token)
 
     # --- the loop ---------------------------------------------------------------------------
 
