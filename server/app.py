@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from server.adapters.dealer_crm import DealerCrmClient
 from server.adapters.flexpath import FlexPathClient
 from server.adapters.mailgun import MailgunClient
+from server.adapters.openai_copy import OpenAICopywriter
 from server.agents.credit_check import CreditCheckAgent
-from server.agents.email_reengagement import EmailDispatcher
+from server.agents.email_reengagement import EmailDispatcher, NoticeDetails
 from server.agents.email_reengagement.campaigns import CampaignLifecycle
 from server.agents.lead_packaging import LeadPackaging
 from server.agents.orchestrator import Orchestrator
@@ -71,13 +72,17 @@ class Application:
     campaigns: CampaignLifecycle
     email_dispatcher: EmailDispatcher
     mailgun: MailgunClient | None
+    copywriter: OpenAICopywriter | None = None
 
     async def run_background(self, stop: asyncio.Event) -> None:
         """The in-process workers: dealer delivery outbox, the stopped-pipeline sweep, the
         email dispatcher (and the campaign lifecycle's turn), and the pruning of Mailgun webhook
         tokens too old to be replayed."""
         if self.mailgun is None:
-            log.info("no CCL_MAILGUN_API_KEY: campaign email is simulated (recorded, not sent)")
+            log.info(
+                "no CCL_MAILGUN_API_KEY: campaign email and ADF email to dealers are simulated "
+                "(recorded, not sent)"
+            )
         await asyncio.gather(
             self.delivery_worker.run(stop),
             self.email_dispatcher.run(stop),
@@ -91,6 +96,8 @@ class Application:
         await self.credit.aclose()
         if self.mailgun is not None:
             await self.mailgun.aclose()
+        if self.copywriter is not None:
+            await self.copywriter.aclose()
 
     def close(self) -> None:
         self.db.close()
@@ -259,15 +266,6 @@ def build_application(settings: Settings) -> Application:
         timeout_seconds=settings.delivery_timeout_seconds,
         max_connections=max(100, settings.delivery_concurrency),
     )
-    worker = dealer_delivery_worker(
-        db,
-        crm,
-        max_attempts=settings.delivery_max_attempts,
-        backoff_base_seconds=settings.delivery_backoff_base_seconds,
-        backoff_max_seconds=settings.delivery_backoff_max_seconds,
-        poll_seconds=settings.worker_poll_seconds,
-        concurrency=settings.delivery_concurrency,
-    )
     api_keys = ApiKeyService(db, settings.admin_api_key, settings.api_key_cache_seconds)
     sender = Sender(
         company_name=settings.company_name,
@@ -284,9 +282,34 @@ def build_application(settings: Settings) -> Application:
         if settings.mailgun_api_key
         else None
     )
+    worker = dealer_delivery_worker(
+        db,
+        crm,
+        max_attempts=settings.delivery_max_attempts,
+        backoff_base_seconds=settings.delivery_backoff_base_seconds,
+        backoff_max_seconds=settings.delivery_backoff_max_seconds,
+        poll_seconds=settings.worker_poll_seconds,
+        concurrency=settings.delivery_concurrency,
+        # Dealers whose channel is email get their ADF through the same Mailgun client.
+        mailgun=mailgun,
+        from_address=settings.mail_from_address(),
+    )
     campaign_repo, template_repo = CampaignRepository(db), TemplateRepository(db)
     signing_keys = unsubscribe_keys(settings, keys)
-    lifecycle = CampaignLifecycle(db, campaign_repo, template_repo, sender)
+    # Personalised opening lines only with a key (the client cannot be built without one).
+    copywriter = (
+        OpenAICopywriter(
+            settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            model=settings.openai_model,
+            timeout_seconds=settings.openai_timeout_seconds,
+        )
+        if settings.openai_api_key
+        else None
+    )
+    lifecycle = CampaignLifecycle(
+        db, campaign_repo, template_repo, sender, enrol_seconds=settings.drip_enrol_seconds
+    )
     dispatcher = EmailDispatcher(
         campaign_repo,
         template_repo,
@@ -302,6 +325,16 @@ def build_application(settings: Settings) -> Application:
         default_time_zone=settings.email_default_time_zone,
         quiet_hours=settings.email_quiet_hours,
         hooks=lifecycle,
+        frequency_cap=dt.timedelta(hours=settings.email_frequency_cap_hours),
+        notices=NoticeDetails(
+            company_name=settings.company_name,
+            company_address=settings.company_postal_address,
+            bureau_name=settings.credit_bureau_name,
+            bureau_address=settings.credit_bureau_address,
+            bureau_phone=settings.credit_bureau_phone,
+            bureau_website=settings.credit_bureau_website,
+        ),
+        copywriter=copywriter,
     )
     orchestrator = Orchestrator(
         db,
@@ -336,6 +369,7 @@ def build_application(settings: Settings) -> Application:
         campaigns=lifecycle,
         email_dispatcher=dispatcher,
         mailgun=mailgun,
+        copywriter=copywriter,
     )
 
 

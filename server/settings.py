@@ -171,6 +171,24 @@ class Settings(BaseSettings):
     mailgun_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Timeout of one call to Mailgun's API."
     )
+    openai_api_key: str = Field(
+        default="",
+        description=(
+            "OpenAI API key; set: campaign email may open with a line OpenAI wrote from the "
+            "recipient's first name and vehicle (store=False); empty: the template's own text."
+        ),
+        repr=False,
+    )
+    openai_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        description="OpenAI API base URL (any OpenAI-compatible chat completions endpoint).",
+    )
+    openai_model: str = Field(
+        default="gpt-4o-mini", description="The chat model that writes the opening lines."
+    )
+    openai_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of one attempt of one call to OpenAI's API."
+    )
     mail_from: str = Field(
         default="",
         description=(
@@ -188,6 +206,33 @@ class Settings(BaseSettings):
     email_default_time_zone: str = Field(
         default="America/Chicago",
         description="The wall clock of a recipient whose state is unknown (quiet hours).",
+    )
+    email_frequency_cap_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description=(
+            "At most one marketing email per address in this many hours, across every "
+            "campaign and drip step (0: no cap). Transactional mail is not capped."
+        ),
+    )
+    drip_enrol_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often running drip campaigns look for newly abandoned applications.",
+    )
+    credit_bureau_name: str = Field(
+        default="Experian",
+        description="The consumer reporting agency named in adverse-action notices.",
+    )
+    credit_bureau_address: str = Field(
+        default="P.O. Box 2002, Allen, TX 75013",
+        description="Its mailing address, as the notice gives it.",
+    )
+    credit_bureau_phone: str = Field(
+        default="1-888-397-3742", description="Its toll-free number, as the notice gives it."
+    )
+    credit_bureau_website: str = Field(
+        default="https://www.experian.com", description="Its website (empty: not given)."
     )
     unsubscribe_keys: str = Field(
         default="",

@@ -144,8 +144,9 @@ def batch_form(batch: MailBatch) -> Form:
 
 
 def message_form(message: PlainMessage) -> Form:
-    """The form fields of one plain-text message: `text` only, no HTML, no tracking (a CRM
-    parses the body as ADF XML, and tracking would rewrite it)."""
+    """The form fields of one message to one address, sent as is: `text` (and `html` when the
+    message has one: a transactional notice; never an ADF email), no tracking (a CRM parses the
+    body as ADF XML, and tracking would rewrite it)."""
     to = message.to.strip()
     if not to or "," in to:
         raise ValueError("a plain message goes to exactly one address")
@@ -157,6 +158,8 @@ def message_form(message: PlainMessage) -> Form:
         ("subject", message.subject),
         ("text", message.text),
     ]
+    if message.html:
+        form.append(("html", message.html))
     options: Form = [("o:tracking", "no")]
     if message.message_id:
         options.append((f"v:{MESSAGE_VARIABLE}", message.message_id))

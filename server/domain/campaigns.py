@@ -671,20 +671,33 @@ def due_times(entered_at: dt.datetime, steps: Sequence[DripStep]) -> list[dt.dat
 
 
 class DripExit(enum.StrEnum):
-    CONVERTED = "converted"
-    UNSUBSCRIBED = "unsubscribed"
-    COMPLETED = "completed"
+    CONVERTED = "converted"  # the applicant bought (the lead was sold)
+    FINISHED = "finished"  # the application moved on: it reached a dealer, or was decided
+    UNSUBSCRIBED = "unsubscribed"  # the address is suppressed (unsubscribe, bounce, complaint)
+    COMPLETED = "completed"  # every step was queued
+    LEAD_GONE = "lead_gone"  # the lead was erased
 
 
 def drip_exit(
-    *, converted: bool, suppressed: bool, steps_sent: int, total_steps: int
+    *,
+    converted: bool,
+    suppressed: bool,
+    steps_sent: int,
+    total_steps: int,
+    finished: bool = False,
+    lead_gone: bool = False,
 ) -> DripExit | None:
     """Why a lead leaves its sequence before the next step, or None to carry on. Suppression
-    of any kind (unsubscribe, bounce, complaint) ends it as `unsubscribed`."""
+    of any kind (unsubscribe, bounce, complaint) ends it as `unsubscribed`; a lead whose
+    application is no longer abandoned (`finished`) leaves it too."""
+    if lead_gone:
+        return DripExit.LEAD_GONE
     if suppressed:
         return DripExit.UNSUBSCRIBED
     if converted:
         return DripExit.CONVERTED
+    if finished:
+        return DripExit.FINISHED
     if steps_sent >= total_steps:
         return DripExit.COMPLETED
     return None

@@ -8,6 +8,12 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass, field
 
+# How a dealer's packages travel: POSTed to its endpoint URL, or mailed as plain-text ADF XML to
+# its CRM's intake address (the way most dealer CRMs take leads).
+CHANNEL_HTTPS = "https"
+CHANNEL_EMAIL = "email"
+DELIVERY_CHANNELS = (CHANNEL_HTTPS, CHANNEL_EMAIL)
+
 
 @dataclass(frozen=True)
 class EndpointCredentials:
@@ -42,6 +48,9 @@ class DealerInput:
     contact_phone: str = ""
     # None: none on create; on update, a mask naming this field with None clears them.
     endpoint_credentials: EndpointCredentials | None = None
+    delivery_channel: str = CHANNEL_HTTPS
+    # The CRM's lead intake address (required by, and only used for, the email channel).
+    intake_email: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,8 @@ class DealerRecord:
     # "none" | "basic" | "header"; the secrets themselves are never read back into a record.
     endpoint_auth_type: str = "none"
     endpoint_auth_header_name: str = ""
+    delivery_channel: str = CHANNEL_HTTPS
+    intake_email: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,8 @@ class DeliveryTarget:
     name: str
     contact_email: str
     contact_phone: str
+    delivery_channel: str = CHANNEL_HTTPS
+    intake_email: str = ""
 
 
 # Signing secrets follow Standard Webhooks: "whsec_" + base64 of the HMAC key's bytes.

@@ -115,6 +115,9 @@ class PlainMessage:
     tag: str = ""
     variables: Mapping[str, str] = field(default_factory=dict)
     test_mode: bool = False
+    # An HTML part beside the text (a transactional notice); empty for an ADF email, whose
+    # body must stay plain text.
+    html: str = ""
 
 
 class SendOutcome(enum.StrEnum):

@@ -84,6 +84,7 @@ VARIABLES = (
     "unsubscribe_url",
     "company_name",
     "company_address",
+    "opening_line",
 )
 # The variables that differ between recipients. In a batch send (one body for up to 1,000
 # recipients) each goes in as a Mailgun placeholder, so a template may only print them as they
@@ -97,6 +98,7 @@ RECIPIENT_VARIABLES = (
     "dealer_name",
     "application_url",
     "unsubscribe_url",
+    "opening_line",
 )
 # The suffix of a recipient variable's HTML-escaped value (`%recipient.first_name_html%`):
 # Mailgun substitutes raw text, so the HTML part gets values escaped beforehand.
@@ -129,6 +131,8 @@ class RecipientContext:
     unsubscribe_url: str
     company_name: str
     company_address: str
+    # A personalised first sentence (OpenAI's, when configured); empty: `default_opening_line`.
+    opening_line: str = field(default="", repr=False)
 
     @property
     def vehicle(self) -> str:
@@ -143,9 +147,17 @@ class RecipientContext:
         values = {k: v for k, v in asdict(self).items() if isinstance(v, str)}
         values["vehicle_year"] = str(self.vehicle_year) if self.vehicle_year else ""
         values["vehicle"] = self.vehicle
+        values["opening_line"] = self.opening_line or default_opening_line(self.vehicle)
         for name in RECIPIENT_VARIABLES:
             values[name] = _collapse(values[name])
         return values
+
+
+def default_opening_line(vehicle: str) -> str:
+    """The template engine's opening line: the deterministic fallback of a personalised one."""
+    if vehicle:
+        return f"Your {vehicle} is still waiting for you."
+    return "Your application is saved and only a few steps from done."
 
 
 def recipient_variables(ctx: RecipientContext) -> dict[str, str]:
@@ -490,6 +502,10 @@ class BatchRendering:
     html: str = field(repr=False)
     text: str = field(repr=False)
 
+    def parts(self) -> tuple[str, str, str]:
+        """Subject, HTML and text, placeholders included."""
+        return self.subject, self.html, self.text
+
     def personalise(self, variables: Mapping[str, str]) -> RenderedEmail:
         """The message one recipient gets (what Mailgun makes of it), subject length checked."""
         return RenderedEmail(
@@ -708,6 +724,19 @@ class Creditor:
     )
 
 
+def decline_reasons(score_band: str) -> list[str]:
+    """The principal reasons of a decline, from what the credit decision recorded: the score
+    band when it is under the program's minimum (500), else the program's other eligibility
+    rules (the age rule declines whatever the score). To be reviewed by counsel."""
+    low = score_band.split("-", 1)[0].strip()
+    if low.isdigit() and int(low) < 500:
+        return [
+            f"Credit score ({score_band}) below the minimum this program requires",
+            "Limited or delinquent credit history on your credit report",
+        ]
+    return ["You do not meet this program's eligibility requirements"]
+
+
 def adverse_action_notice(
     *,
     first_name: str,
@@ -821,6 +850,8 @@ __all__ = [
     "adverse_action_notice",
     "clear_template_cache",
     "compile_template",
+    "decline_reasons",
+    "default_opening_line",
     "recipient_variables",
     "sample_context",
     "substitute",

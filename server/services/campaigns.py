@@ -68,6 +68,7 @@ from server.storage.campaigns import (
 )
 from server.storage.db import Database
 from server.storage.dealers import DealerRepository
+from server.storage.deliveries import DELIVERY_VARIABLE, DeliveryRepository
 from server.storage.leads import LeadRepository
 
 if TYPE_CHECKING:  # jinja2 loads with the templates module: on the first template used
@@ -315,6 +316,9 @@ class MailgunWebhookService:
             )
         if webhook.event.type is MailgunEventType.UNKNOWN:
             return False
+        if webhook.event.user_variables.get(DELIVERY_VARIABLE):
+            # An ADF email to a dealer's intake (a lead delivery), not a campaign message.
+            return DeliveryRepository(self._db).apply_mailgun_event(webhook.event, now)
         return self._campaigns.apply_event(webhook.event, now)
 
 

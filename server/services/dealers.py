@@ -12,6 +12,12 @@ never returned: a read says only which kind is set and, for a header, its name. 
 may not carry them (`https://user:pass@...` is refused): URLs end up in logs and admin screens.
 A header may not be one the delivery sets itself, a hop-by-hop one or a `webhook-*`/`x-ccl-*`
 one, so the signature and framing of a delivery cannot be overridden.
+
+A dealer's delivery channel is `https` (the default: packages are POSTed to its endpoint URL) or
+`email` (packages are mailed as plain-text ADF XML to its CRM's intake address): an email dealer
+needs a valid `intake_email` and the `adf` format. The rule holds for the dealer as it ends up,
+so an update that changes the channel, the intake address or the format is checked against the
+stored values of the others.
 """
 
 from __future__ import annotations
@@ -23,7 +29,10 @@ from urllib.parse import urlsplit
 
 from server.domain.clock import utcnow
 from server.domain.dealers import (
+    CHANNEL_EMAIL,
+    CHANNEL_HTTPS,
     DEFAULT_OVERLAP_HOURS,
+    DELIVERY_CHANNELS,
     MAX_OVERLAP_HOURS,
     DealerInput,
     DealerRecord,
@@ -133,6 +142,19 @@ def validate_dealer(
         out.delivery_format = d.delivery_format or "json"
         if out.delivery_format not in ("json", "adf"):
             v.append(FieldViolation("dealer.delivery_format", "must be json or adf"))
+    if "delivery_channel" in fields:
+        out.delivery_channel = d.delivery_channel or CHANNEL_HTTPS
+        if out.delivery_channel not in DELIVERY_CHANNELS:
+            v.append(FieldViolation("dealer.delivery_channel", "must be https or email"))
+    if "intake_email" in fields:
+        out.intake_email = d.intake_email.strip()
+        if out.intake_email:
+            try:
+                out.intake_email = normalize_email(out.intake_email)
+            except ValueError:
+                v.append(FieldViolation("dealer.intake_email", "is not a valid email address"))
+    if not updating and not any(f.field == "dealer.intake_email" for f in v):
+        v.extend(channel_problems(out.delivery_channel, out.intake_email, out.delivery_format))
     if "contact_email" in fields:
         out.contact_email = d.contact_email.strip()
         if out.contact_email:
@@ -165,6 +187,23 @@ def validate_dealer(
     if v:
         raise InvalidArgumentError("the dealer is not valid", reason="INVALID_DEALER", violations=v)
     return out
+
+
+def channel_problems(channel: str, intake_email: str, delivery_format: str) -> list[FieldViolation]:
+    """What the email channel asks of the dealer as a whole: an intake address, and ADF (the
+    body of the email is the ADF XML a CRM parses). The https channel asks nothing more here."""
+    if channel != CHANNEL_EMAIL:
+        return []
+    v: list[FieldViolation] = []
+    if not intake_email:
+        v.append(
+            FieldViolation(
+                "dealer.intake_email", "is required for the email channel (the CRM's lead intake)"
+            )
+        )
+    if delivery_format != "adf":
+        v.append(FieldViolation("dealer.delivery_format", "must be adf for the email channel"))
+    return v
 
 
 def _has_userinfo(url: str) -> bool:
@@ -310,6 +349,19 @@ class DealerService:
                             "the same update (new credentials, or {} to clear them)",
                         )
                     ],
+                )
+        if chosen & {"delivery_channel", "intake_email", "delivery_format"}:
+            current = await self.get(dealer_id)
+            problems = channel_problems(
+                valid.delivery_channel
+                if "delivery_channel" in chosen
+                else current.delivery_channel,
+                valid.intake_email if "intake_email" in chosen else current.intake_email,
+                valid.delivery_format if "delivery_format" in chosen else current.delivery_format,
+            )
+            if problems:
+                raise InvalidArgumentError(
+                    "the dealer is not valid", reason="INVALID_DEALER", violations=problems
                 )
         record = await self._db.run(self._dealers.update, dealer_id, valid, chosen)
         if not record.active and "active" in chosen and self._on_deactivated is not None:

@@ -195,8 +195,8 @@ class StatsService:
         if info.agent is AgentName.EMAIL_REENGAGEMENT:
             if self._email is None or self._email.simulating:
                 return AgentState.DEGRADED, (
-                    "no Mailgun API key configured; campaign email is simulated (recorded, "
-                    "not sent). Drip sequences are not built yet"
+                    "no Mailgun API key configured; campaign, drip and transactional email is "
+                    "simulated (recorded, not sent)"
                 )
-            return AgentState.READY, "sending through Mailgun. Drip sequences are not built yet"
+            return AgentState.READY, "sending through Mailgun"
         return AgentState.READY, ""

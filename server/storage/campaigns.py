@@ -670,6 +670,7 @@ class CampaignRepository:
             values[c.sent_at] = now
         if target is CampaignState.RUNNING:
             values[c.consecutive_failures] = 0
+            values[c.started_at] = pw.fn.COALESCE(c.started_at, now)
         states = [CampaignState(s).value for s in allowed_from]
         with self._db.transaction():
             return bool(
@@ -745,8 +746,9 @@ class CampaignRepository:
         return [r[0] for r in rows]
 
     def complete_if_drained(self, campaign_id: str, now: dt.datetime) -> bool:
-        """Completes a running campaign none of whose messages is queued, sending or unknown
-        any more (one conditional UPDATE); False when it is not running or not done."""
+        """Completes a running one-off campaign none of whose messages is queued, sending or
+        unknown any more (one conditional UPDATE); False when it is not running or not done,
+        and always for a drip campaign (it runs until cancelled)."""
         c, e = m.Campaign, m.EmailMessage
         open_messages = e.select(pw.SQL("1")).where(
             (e.campaign == campaign_id) & e.state.in_([*QUEUED_STATES, SENDING, UNKNOWN])
@@ -757,6 +759,7 @@ class CampaignRepository:
                 .where(
                     (c.id == campaign_id)
                     & (c.state == CampaignState.RUNNING.value)
+                    & (c.kind != "drip")  # a drip sequence runs until it is cancelled
                     & ~pw.fn.EXISTS(open_messages)
                 )
                 .execute()
@@ -876,6 +879,7 @@ class CampaignRepository:
                 pw.Value(""),
                 pw.Value(now),
                 pw.Value(now),
+                pw.Value("template"),
             ],
         ).where(
             (ranked.c.rn == 1)
@@ -1099,13 +1103,24 @@ class CampaignRepository:
             return self._expire_sending(now)
 
     def mark_batch_sending(
-        self, batch_id: str, now: dt.datetime, lease: dt.timedelta, size: int
+        self,
+        batch_id: str,
+        now: dt.datetime,
+        lease: dt.timedelta,
+        size: int,
+        *,
+        written_by_openai: Sequence[str] = (),
     ) -> bool:
         """Marks a claimed batch `sending` (and extends its lease to `now + lease`) just before
         the call to Mailgun; all or nothing: False, and nothing changed, unless all `size`
-        messages are still the batch's under an unexpired lease. Send only after True."""
+        messages are still the batch's under an unexpired lease. Send only after True. The
+        messages `written_by_openai` record that engine (`copy_engine`)."""
         e = m.EmailMessage
         with self._db.transaction() as tx:
+            if written_by_openai:
+                e.update(copy_engine="openai").where(
+                    (e.batch_id == batch_id) & e.id.in_(builtins.list(written_by_openai))
+                ).execute()
             moved = (
                 e.update(state=SENDING, locked_until=now + lease, updated_at=now)
                 .where(
@@ -1446,16 +1461,23 @@ def _settle_batch_rows(
     the caller's transaction. The number of messages settled."""
     e, c = m.EmailMessage, m.Campaign
     states = list(from_states)
-    campaign_id = (
-        e.select(e.campaign).where((e.batch_id == batch_id) & e.state.in_(states)).limit(1).scalar()
+    first = (
+        e.select(e.id, e.campaign)
+        .where((e.batch_id == batch_id) & e.state.in_(states))
+        .limit(1)
+        .tuples()
+        .first()
     )
-    if campaign_id is None:
+    if first is None:
         return 0
+    campaign_id = first[1]  # None for transactional mail: no campaign to count failures on
     n = int(
         e.update(locked_by="", locked_until=None, updated_at=now, **values)
         .where((e.batch_id == batch_id) & e.state.in_(states))
         .execute()
     )
+    if campaign_id is None:
+        return n
     if campaign_failures == "reset":
         c.update(consecutive_failures=0).where(
             (c.id == campaign_id) & (c.consecutive_failures != 0)
@@ -1542,6 +1564,7 @@ _MATERIALISED_COLUMNS = [
     m.EmailMessage.batch_id,
     m.EmailMessage.created_at,
     m.EmailMessage.updated_at,
+    m.EmailMessage.copy_engine,
 ]
 
 

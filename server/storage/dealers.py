@@ -77,6 +77,8 @@ def _record(r: m.Dealer) -> DealerRecord:
         endpoint_auth_header_name=credentials.name
         if credentials and credentials.kind == "header"
         else "",
+        delivery_channel=r.delivery_channel,
+        intake_email=r.intake_email,
     )
 
 
@@ -165,6 +167,8 @@ class DealerRepository:
             name=row.name,
             contact_email=row.contact_email,
             contact_phone=row.contact_phone,
+            delivery_channel=row.delivery_channel,
+            intake_email=row.intake_email,
         )
 
     def rotate_secret(self, dealer_id: str, new_secret: str, previous_until: dt.datetime) -> None:

@@ -13,6 +13,15 @@ Package bodies (and the dealer's replies, which may echo them) are encrypted at 
 decrypts the package only to send it. A package that no configured data key decrypts is
 dead-lettered with that reason instead of failing the batch it was claimed in; once the key
 is configured again, `RedeliverLead` sends it.
+
+Email deliveries (a dealer whose channel is `email`): the claim also carries the channel, the
+intake address and the dealer's name. Once the mail provider takes the email the delivery is
+`accepted` (its message id recorded) and waits for the provider's event, which
+`apply_mailgun_event` applies (in the webhook token's transaction): `delivered` makes it
+`delivered` as an HTTP delivery that the dealer accepted; `failed` with severity `permanent`
+dead-letters it with the reason; `failed` `temporary` is recorded (the provider tries again);
+anything else is ignored. Without a provider (simulation mode) it is `simulated`: recorded, not
+sent, and never counted as delivered.
 """
 
 from __future__ import annotations
@@ -22,7 +31,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from server.domain.dealers import EndpointCredentials
+from server.domain.dealers import CHANNEL_HTTPS, EndpointCredentials
+from server.domain.email import EventSeverity, MailgunEvent, MailgunEventType
 from server.domain.leads import AgentName, LeadStatus, Page, PageResult
 from server.errors import FailedPreconditionError, NotFoundError
 from server.storage import models as m
@@ -35,6 +45,12 @@ from server.storage.pagination import decode_token, encode_token
 
 log = logging.getLogger("ccl.delivery")
 A = AgentName.LEAD_PACKAGING
+# The custom (`v:`) variable an email delivery carries our delivery id in; it comes back in the
+# mail provider's events.
+DELIVERY_VARIABLE = "ccl_delivery"
+# States of an email delivery the provider's events may still move: accepted, or in flight (an
+# event may overtake the worker's record of the provider's answer).
+_AWAITING_EVENT = ("accepted", "pending", "retrying")
 # Lead statuses that delivery moves; a dealer-reported status (sold, ...) is never overwritten.
 _DELIVERY_STATUSES = [
     LeadStatus.PACKAGED.value,
@@ -58,6 +74,10 @@ class DueDelivery:
     previous_secret: str = ""
     # The dealer's endpoint credentials (Basic or a header), decrypted; None when it has none.
     credentials: EndpointCredentials | None = None
+    # "https" (POST to `url`) or "email" (the body, ADF XML, mailed to `intake_email`).
+    channel: str = CHANNEL_HTTPS
+    intake_email: str = ""
+    dealer_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,6 +150,9 @@ class DeliveryRepository:
                     m.Dealer.previous_signing_secret.coerce(False),
                     m.Dealer.previous_secret_expires_at,
                     m.Dealer.endpoint_auth.coerce(False),
+                    m.Dealer.delivery_channel,
+                    m.Dealer.intake_email,
+                    m.Dealer.name,
                     m.LeadPackage.body.coerce(False),
                     m.LeadPackage.content_type,
                 )
@@ -166,6 +189,9 @@ class DeliveryRepository:
                             credentials=credentials_of(
                                 m.Dealer.endpoint_auth.python_value(dealer.endpoint_auth)
                             ),
+                            channel=dealer.delivery_channel,
+                            intake_email=dealer.intake_email,
+                            dealer_name=dealer.name,
                         )
                     )
                 except UndecryptableError as e:
@@ -183,8 +209,14 @@ class DeliveryRepository:
         error: str,
         duration_ms: int,
         next_attempt_at: dt.datetime | None,
+        provider_message_id: str = "",
     ) -> bool:
-        """Records one attempt's result; False when the lease was lost (someone else owns it)."""
+        """Records one attempt's result; False when the lease was lost (someone else owns it,
+        or the mail provider's event about this very email came first and settled it).
+
+        `state` is the outbox's, or for an email delivery `accepted` (the provider took it:
+        `provider_message_id`) or `simulated` (simulation mode: nothing was sent)."""
+        extra = {"provider_message_id": provider_message_id} if provider_message_id else {}
         with self._db.transaction():
             if not settle(
                 DELIVERIES,
@@ -196,6 +228,7 @@ class DeliveryRepository:
                 next_attempt_at=next_attempt_at or now,
                 delivered_at=now if state == "delivered" else None,
                 updated_at=now,
+                **extra,
             ):
                 return False
             m.DeliveryAttempt.create(
@@ -220,6 +253,25 @@ class DeliveryRepository:
             entries = [(A, "delivery.attempted", f"Delivery attempt {attempt}", details)]
             if state == "delivered":
                 entries.append((A, "delivery.delivered", "Dealer accepted the package", details))
+            elif state == "accepted":
+                entries.append(
+                    (
+                        A,
+                        "delivery.accepted",
+                        "The mail provider accepted the email to the dealer's lead intake; "
+                        "awaiting its delivery",
+                        details,
+                    )
+                )
+            elif state == "simulated":
+                entries.append(
+                    (
+                        A,
+                        "delivery.simulated",
+                        "Simulation mode: the email to the dealer was recorded, not sent",
+                        details,
+                    )
+                )
             elif state == "retrying":
                 entries.append(
                     (
@@ -249,6 +301,80 @@ class DeliveryRepository:
                 )
             append_activities(due.lead_id, entries, at=now)
             return True
+
+    def apply_mailgun_event(self, event: MailgunEvent, now: dt.datetime) -> bool:
+        """Applies a verified Mailgun event about an email delivery (our id in its
+        `ccl_delivery` variable), in the caller's transaction: run it with the webhook token's
+        record in one `run_atomic`. True if it changed the delivery; an event for no delivery of
+        ours, about an earlier send of it (another message id), of a kind not acted on, or
+        repeated, changes nothing and answers False (and is acknowledged all the same).
+
+        `delivered` → delivered (the lead delivered, as when a dealer's endpoint accepts);
+        `failed` permanent → dead-lettered with the reason (the lead's delivery failed);
+        `failed` temporary → the reason recorded, the state kept (the provider retries). An event
+        that overtakes the worker's record of the send (the row is still leased) settles the
+        delivery and ends the lease, so the late record finds it lost and changes nothing."""
+        delivery_id = event.user_variables.get(DELIVERY_VARIABLE, "")
+        if not delivery_id:
+            return False
+        if event.type is not MailgunEventType.DELIVERED and not (
+            event.type is MailgunEventType.FAILED and event.severity is not EventSeverity.NONE
+        ):
+            return False
+        row = m.Delivery.get_or_none(m.Delivery.id == delivery_id)
+        if row is None or row.state not in _AWAITING_EVENT:
+            return False
+        if row.provider_message_id and event.message_id != row.provider_message_id:
+            return False  # about an earlier send of this delivery, since redelivered
+        details: dict[str, object] = {
+            "delivery_id": row.id,
+            "event": event.name,
+            "code": event.delivery_code,
+        }
+        # The reason is the provider's, addresses scrubbed (`parse_event`): fit for the log.
+        reason = event.reason or f"{event.name} ({event.severity.value or 'no severity'})"
+        if event.type is MailgunEventType.FAILED and event.severity is EventSeverity.TEMPORARY:
+            m.Delivery.update(last_error=reason, updated_at=now).where(
+                m.Delivery.id == row.id
+            ).execute()
+            append_activities(
+                row.lead_id,
+                [
+                    (
+                        A,
+                        "delivery.email_deferred",
+                        "The dealer's mail server deferred the email; the provider retries",
+                        {**details, "error": reason},
+                    )
+                ],
+                at=now,
+            )
+            return True
+        delivered = event.type is MailgunEventType.DELIVERED
+        state = "delivered" if delivered else "dead_lettered"
+        m.Delivery.update(
+            state=state,
+            delivered_at=now if delivered else None,
+            last_status_code=event.delivery_code,
+            last_error="" if delivered else reason,
+            provider_message_id=row.provider_message_id or event.message_id,
+            locked_by="",
+            locked_until=None,
+            updated_at=now,
+        ).where(m.Delivery.id == row.id).execute()
+        _lead_follows_delivery(row.lead_id, state, now)
+        entry = (
+            (A, "delivery.delivered", "The dealer's mail server accepted the email", details)
+            if delivered
+            else (
+                A,
+                "delivery.dead_lettered",
+                "The dealer's mail server refused the email for good",
+                {**details, "error": reason},
+            )
+        )
+        append_activities(row.lead_id, [entry], at=now)
+        return True
 
     def next_due_at(self) -> dt.datetime | None:
         row = (

@@ -22,13 +22,20 @@ import peewee as pw
 from server.domain.identity import Identifier, Identity, Visitor, VisitorEventInput
 from server.domain.leads import LeadOutcome
 from server.storage import models as m
-from server.storage.compiled import CompiledInsert
+from server.storage.compiled import CompiledInsert, CompiledQuery, CompiledSelect
 from server.storage.db import database_proxy
 
 _IDENTITIES = CompiledInsert(m.Identity, ["id", "created_at", "updated_at"])
 _IDENTIFIERS = CompiledInsert(m.IdentityIdentifier, ["identity", "kind", "value", "created_at"])
 _VISITORS = CompiledInsert(
     m.Visitor, ["id", "anonymous_id", "identity", "first_seen_at", "last_seen_at", "event_count"]
+)
+# The batch lookup's reads, compiled once too (issue 9).
+_VISITORS_BY_ANONYMOUS_ID = CompiledSelect(
+    m.Visitor,
+    lambda anonymous: m.Visitor.select(
+        m.Visitor.id, m.Visitor.anonymous_id, m.Visitor.identity, m.Visitor.event_count
+    ).where(m.Visitor.anonymous_id.in_(anonymous)),
 )
 
 
@@ -147,16 +154,11 @@ class IdentityRepository:
         by_kind: dict[str, list[str]] = {}
         for kind, value in wanted:
             by_kind.setdefault(kind, []).append(value)
-        match = _any(
-            (m.IdentityIdentifier.kind == kind) & m.IdentityIdentifier.value.in_(values)
-            for kind, values in by_kind.items()
-        )
-        rows = m.IdentityIdentifier.select(
-            m.IdentityIdentifier.kind,
-            m.IdentityIdentifier.value,
-            m.IdentityIdentifier.identity,
-        ).where(match)
-        return {(r.kind, r.value): r.identity_id for r in rows}
+        params: dict[str, Any] = {}
+        for i, (kind, values) in enumerate(by_kind.items()):
+            params[f"kind{i}"], params[f"values{i}"] = kind, values
+        rows = _owners_query(len(by_kind)).rows(**params)
+        return {(kind, value): identity_id for kind, value, identity_id in rows}
 
     def link_state(
         self, identity_id: str, identifiers: Iterable[Identifier]
@@ -263,10 +265,12 @@ class IdentityRepository:
         anonymous = list(dict.fromkeys(anonymous_ids))
         visitors: dict[str, Visitor] = {}
         if anonymous:
-            rows = m.Visitor.select(
-                m.Visitor.id, m.Visitor.anonymous_id, m.Visitor.identity, m.Visitor.event_count
-            ).where(m.Visitor.anonymous_id.in_(anonymous))
-            visitors = {r.anonymous_id: _visitor(r) for r in rows}
+            visitors = {
+                anonymous_id: Visitor(id=i, identity_id=identity_id, event_count=events)
+                for i, anonymous_id, identity_id, events in _VISITORS_BY_ANONYMOUS_ID.rows(
+                    anonymous=anonymous
+                )
+            }
         return IntakeLookup(self.owners(wanted), visitors, self._recent(wanted, since))
 
     def _recent(
@@ -276,30 +280,17 @@ class IdentityRepository:
         phones = [v for kind, v in identifiers if kind == "phone"]
         if not (emails or phones):
             return {}
-        match = _any(
-            term
-            for term in (
-                m.Lead.email_normalized.in_(emails) if emails else None,
-                m.Lead.phone_e164.in_(phones) if phones else None,
-            )
-            if term is not None
-        )
-        rows = m.Lead.select(
-            m.Lead.id,
-            m.Lead.duplicate_of,
-            m.Lead.email_normalized,
-            m.Lead.phone_e164,
-            m.Lead.created_at,
-        ).where(
-            match & (m.Lead.created_at >= since) & (m.Lead.outcome != LeadOutcome.REJECTED.value)
+        lists = {"emails": emails, "phones": phones}
+        rows = _recent_query(bool(emails), bool(phones)).rows(
+            **{name: values for name, values in lists.items() if values}, since=since
         )
         wanted = set(identifiers)
         earliest: dict[Identifier, tuple[dt.datetime, str]] = {}
-        for r in rows:
-            original = str(r.duplicate_of_id or r.id)
-            for value in (("email", r.email_normalized), ("phone", r.phone_e164)):
-                if value in wanted and (value not in earliest or r.created_at < earliest[value][0]):
-                    earliest[value] = (r.created_at, original)
+        for lead_id, duplicate_of_id, email, phone, created_at in rows:
+            original = str(duplicate_of_id or lead_id)
+            for value in (("email", email), ("phone", phone)):
+                if value in wanted and (value not in earliest or created_at < earliest[value][0]):
+                    earliest[value] = (created_at, original)
         return earliest
 
     def new_id(self) -> str:
@@ -375,6 +366,52 @@ class IdentityRepository:
         if earlier is None:
             return None
         return str(earlier.duplicate_of_id or earlier.id)
+
+
+@functools.cache
+def _owners_query(kinds: int) -> CompiledQuery:
+    """`owners`' SELECT for identifiers of `kinds` kinds (params kind0, values0, ...)."""
+
+    def build(**p: Any) -> Any:
+        return m.IdentityIdentifier.select(
+            m.IdentityIdentifier.kind,
+            m.IdentityIdentifier.value,
+            m.IdentityIdentifier.identity,
+        ).where(
+            _any(
+                (m.IdentityIdentifier.kind == p[f"kind{i}"])
+                & m.IdentityIdentifier.value.in_(p[f"values{i}"])
+                for i in range(kinds)
+            )
+        )
+
+    return CompiledQuery(m.IdentityIdentifier, build)
+
+
+@functools.cache
+def _recent_query(emails: bool, phones: bool) -> CompiledQuery:
+    """`_recent`'s SELECT, by emails, phones or both (params emails, phones, since)."""
+
+    def build(since: Any, emails: Any = None, phones: Any = None) -> Any:
+        match = _any(
+            term
+            for term in (
+                m.Lead.email_normalized.in_(emails) if emails is not None else None,
+                m.Lead.phone_e164.in_(phones) if phones is not None else None,
+            )
+            if term is not None
+        )
+        return m.Lead.select(
+            m.Lead.id,
+            m.Lead.duplicate_of,
+            m.Lead.email_normalized,
+            m.Lead.phone_e164,
+            m.Lead.created_at,
+        ).where(
+            match & (m.Lead.created_at >= since) & (m.Lead.outcome != LeadOutcome.REJECTED.value)
+        )
+
+    return CompiledQuery(m.Lead, build)
 
 
 def _any(terms: Iterable[Any]) -> Any:

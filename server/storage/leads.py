@@ -46,7 +46,7 @@ from server.domain.leads import (
 )
 from server.errors import AlreadyExistsError, CclError, NotFoundError
 from server.storage import models
-from server.storage.compiled import CompiledInsert
+from server.storage.compiled import CompiledInsert, CompiledSelect
 from server.storage.db import Database
 from server.storage.pagination import decode_token, encode_token
 
@@ -58,6 +58,25 @@ _LEADS = CompiledInsert.of(m.Lead)
 _CONSENTS = CompiledInsert.of(m.LeadConsent)
 _ACTIVITIES = CompiledInsert.of(m.Activity)
 _IDEMPOTENCY = CompiledInsert.of(m.IdempotencyRecord)
+# ...and its hot reads.
+_REPLAYS = CompiledSelect(
+    m.IdempotencyRecord,
+    lambda scope, keys: m.IdempotencyRecord.select().where(
+        (m.IdempotencyRecord.scope == scope) & m.IdempotencyRecord.key.in_(keys)
+    ),
+)
+_REFRESHED = CompiledSelect(
+    m.Lead,
+    lambda ids: m.Lead.select(
+        m.Lead.id,
+        m.Lead.status,
+        m.Lead.score,
+        m.Lead.dealer,
+        m.Lead.delivery_state,
+        m.Lead.reason,
+        m.Lead.updated_at,
+    ).where(m.Lead.id.in_(ids)),
+)
 
 
 @dataclass(frozen=True)
@@ -240,10 +259,7 @@ class LeadRepository:
         """The idempotency records of these keys (the known ones), in one statement."""
         if not keys:
             return {}
-        rows = m.IdempotencyRecord.select().where(
-            (m.IdempotencyRecord.scope == scope) & m.IdempotencyRecord.key.in_(keys)
-        )
-        return {r.key: r for r in rows}
+        return {r.key: r for r in _REPLAYS.objects(scope=scope, keys=keys)}
 
     # --- reads --------------------------------------------------------------------------
 
@@ -279,15 +295,6 @@ class LeadRepository:
         known = {r.lead_id: r for r in records}
         if not known:
             return {}
-        rows = m.Lead.select(
-            m.Lead.id,
-            m.Lead.status,
-            m.Lead.score,
-            m.Lead.dealer,
-            m.Lead.delivery_state,
-            m.Lead.reason,
-            m.Lead.updated_at,
-        ).where(m.Lead.id.in_(list(known)))
         return {
             row.id: dataclasses.replace(
                 known[row.id],
@@ -299,7 +306,7 @@ class LeadRepository:
                 updated_at=row.updated_at,
                 credit=credits.get(row.id, known[row.id].credit),
             )
-            for row in rows
+            for row in _REFRESHED.objects(ids=list(known))
         }
 
     def list(

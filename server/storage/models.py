@@ -81,6 +81,9 @@ class Dealer(BaseModel):
     # Credentials for the dealer's endpoint (HTTP Basic or one header), one encrypted JSON
     # object (`storage.dealers`); NULL when the endpoint needs none.
     endpoint_auth = EncryptedTextField(null=True)
+    # "https" (POST to `endpoint_url`) or "email" (plain-text ADF to `intake_email`).
+    delivery_channel = pw.CharField(max_length=8, default="https")
+    intake_email = pw.CharField(max_length=320, default="")
     active = pw.BooleanField(default=True, index=True)
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)
@@ -328,6 +331,8 @@ class Delivery(BaseModel):
     # The dealer's reply to a failed attempt may echo the package: encrypted like it.
     last_error = EncryptedTextField(default="")
     delivered_at = pw.DateTimeField(null=True)
+    # The mail provider's id of an email delivery once it accepted it ("" for HTTP ones).
+    provider_message_id = pw.CharField(max_length=255, default="")
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)
 
@@ -433,6 +438,10 @@ class Campaign(BaseModel):
     # Sends that failed in a row (reset by a send Mailgun accepted): the auto-pause rule's input.
     consecutive_failures = pw.IntegerField(default=0)
     updated_at = pw.DateTimeField(default=utcnow)
+    # When it started running (a drip campaign enrols leads that abandon from then on).
+    started_at = pw.DateTimeField(null=True)
+    # A drip campaign: applications abandoned up to this time were looked at for enrolment.
+    enrolled_through = pw.DateTimeField(null=True)
 
     class Meta:
         indexes = ((("idempotency_scope", "idempotency_key"), True),)
@@ -483,12 +492,16 @@ class EmailMessage(BaseModel):
     bounced_at = pw.DateTimeField(null=True)
     complained_at = pw.DateTimeField(null=True)
     unsubscribed_at = pw.DateTimeField(null=True)
+    # Who wrote its personalised opening line: "openai", or "template" (the fallback).
+    copy_engine = pw.CharField(max_length=16, default="template")
 
     class Meta:
         indexes = (
             (("campaign", "lead", "step_index"), True),
             (("campaign", "state", "next_attempt_at"), False),
             (("batch_id", "state"), False),
+            # The frequency cap: an address's last marketing send (issue 10, migration 011).
+            (("to_email", "sent_at"), False),
         )
 
 
@@ -504,6 +517,39 @@ class Suppression(BaseModel):
     source = pw.CharField(max_length=16, default="admin")
     campaign_ref = pw.CharField(max_length=36, default="")
     message_ref = pw.CharField(max_length=36, default="")
+
+
+class DripEnrollment(BaseModel):
+    """A lead in a drip campaign's sequence: the outbox item of its next step.
+
+    `next_step` is the index of the step to queue next, due at `next_due_at`; `state` is
+    `active` until the lead leaves (`exited`, with `exit_reason`: converted, finished,
+    unsubscribed, completed, lead_gone). One enrolment per campaign and address: the same person
+    is not walked through a sequence twice. `entered_at` is when the application was abandoned
+    (the lead's last move); the steps fall due from it."""
+
+    # Foreign-key id accessors peewee adds (declared for type checkers).
+    campaign_id: str
+    lead_id: str | None
+
+    id = pw.CharField(primary_key=True, max_length=36, default=new_id)
+    campaign = pw.ForeignKeyField(Campaign, backref="enrollments", on_delete="CASCADE", index=False)
+    lead = pw.ForeignKeyField(Lead, null=True, backref="drip_enrollments", on_delete="SET NULL")
+    address = pw.CharField(max_length=320)
+    entered_at = pw.DateTimeField()
+    next_step = pw.IntegerField(default=0)
+    next_due_at = pw.DateTimeField()
+    state = pw.CharField(max_length=16, default="active")
+    exit_reason = pw.CharField(max_length=32, default="")
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "drip_enrollment"
+        indexes = (
+            (("campaign", "address"), True),
+            (("state", "next_due_at"), False),
+        )
 
 
 class MailgunWebhookToken(BaseModel):
@@ -578,6 +624,7 @@ ALL_MODELS: list[type[BaseModel]] = [
     EmailTemplateVersion,
     Campaign,
     EmailMessage,
+    DripEnrollment,
     Suppression,
     MailgunWebhookToken,
     ChatSession,

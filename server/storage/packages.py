@@ -17,13 +17,44 @@ import peewee as pw
 from server.domain.leads import ActivityEntry, CreditResult, LeadStatus
 from server.domain.routing import RoutingDealer, RoutingLead, TcpaConsent
 from server.storage import models as m
-from server.storage.compiled import CompiledInsert
+from server.storage.compiled import CompiledInsert, CompiledQuery, CompiledSelect, CompiledUpdate
 from server.storage.leads import append_activity_batches, latest_credit_checks, trade_in_of
 
 DELIVERY_PENDING = "pending"
 # Routing's inserts, their SQL compiled once (issue 9).
 _PACKAGES = CompiledInsert.of(m.LeadPackage)
 _DELIVERIES = CompiledInsert.of(m.Delivery)
+# ...and its reads and the lead's update, compiled once too.
+_PACKAGES_SINCE = CompiledQuery(
+    m.LeadPackage,
+    lambda dealer_ids, since: (
+        m.LeadPackage.select(m.LeadPackage.dealer, pw.fn.COUNT(pw.SQL("*")))
+        .where(m.LeadPackage.dealer.in_(dealer_ids) & (m.LeadPackage.created_at >= since))
+        .group_by(m.LeadPackage.dealer)
+    ),
+)
+_PACKAGED = CompiledUpdate(
+    m.Lead,
+    ["status", "dealer", "delivery_state", "score", "updated_at"],
+    lambda lead_id: m.Lead.id == lead_id,
+)
+
+
+def _open_dealers_query(lock: bool) -> CompiledSelect[m.Dealer]:
+    """Every active dealer with an endpoint; locked in id order when `lock` (PostgreSQL)."""
+
+    def build() -> Any:
+        query = m.Dealer.select().where(
+            (m.Dealer.active == True)  # noqa: E712
+            # An email dealer's endpoint is its intake address (required by its validation).
+            & ((m.Dealer.endpoint_url != "") | (m.Dealer.delivery_channel == "email"))
+        )
+        return query.order_by(m.Dealer.id).for_update() if lock else query
+
+    return CompiledSelect(m.Dealer, build)
+
+
+_OPEN_DEALERS = {lock: _open_dealers_query(lock) for lock in (False, True)}
 
 
 @dataclass(frozen=True)
@@ -78,7 +109,7 @@ class PackageRepository:
         row = m.Dealer.get_or_none(
             (m.Dealer.id == dealer_id)
             & (m.Dealer.active == True)  # noqa: E712
-            & (m.Dealer.endpoint_url != "")
+            & ((m.Dealer.endpoint_url != "") | (m.Dealer.delivery_channel == "email"))
         )
         return _dealer(row) if row else None
 
@@ -86,21 +117,13 @@ class PackageRepository:
         """Every active dealer with an endpoint; on PostgreSQL locked (in id order) until the
         caller's transaction ends, which serialises concurrent routing so daily caps hold
         exactly."""
-        query = m.Dealer.select().where((m.Dealer.active == True) & (m.Dealer.endpoint_url != ""))  # noqa: E712
-        if self._lock_dealers:
-            query = query.order_by(m.Dealer.id).for_update()
-        return [_dealer(r) for r in query]
+        return [_dealer(r) for r in _OPEN_DEALERS[self._lock_dealers].objects()]
 
     def packages_since(self, dealer_ids: list[str], since: dt.datetime) -> dict[str, int]:
         """How many packages each dealer got since `since` (dealers with none are left out)."""
         if not dealer_ids:
             return {}
-        counts: Any = (
-            m.LeadPackage.select(m.LeadPackage.dealer, pw.fn.COUNT(pw.SQL("*")))
-            .where(m.LeadPackage.dealer.in_(dealer_ids) & (m.LeadPackage.created_at >= since))
-            .group_by(m.LeadPackage.dealer)
-            .tuples()
-        )
+        counts = _PACKAGES_SINCE.rows(dealer_ids=dealer_ids, since=since)
         return {str(k): int(n) for k, n in counts}
 
     # --- writes ---------------------------------------------------------------------------
@@ -157,13 +180,14 @@ class PackageRepository:
             created_at=now,
             updated_at=now,
         )
-        m.Lead.update(
+        _PACKAGED.execute(
             status=LeadStatus.PACKAGED.value,
             dealer=dealer_id,
             delivery_state=DELIVERY_PENDING,
             score=score,
             updated_at=now,
-        ).where(m.Lead.id == lead_id).execute()
+            lead_id=lead_id,
+        )
         return StoredPackage(package.id, delivery.id, delivery.event_id)
 
     def add_activities(

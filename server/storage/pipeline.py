@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import peewee as pw
 
@@ -20,7 +21,7 @@ from server.domain.credit import CreditApplicant
 from server.domain.leads import ActivityEntry, AgentName, CreditResult, LeadStatus, ValidLead
 from server.errors import AlreadyExistsError, CclError
 from server.storage import models as m
-from server.storage.compiled import CompiledInsert
+from server.storage.compiled import CompiledInsert, CompiledQuery, CompiledUpdate
 from server.storage.db import Database
 from server.storage.leads import (
     BatchResolver,
@@ -30,6 +31,7 @@ from server.storage.leads import (
     StoredResult,
     append_activity_batches,
 )
+from server.storage.notices import NoticeRepository
 
 __all__ = [
     "STAGE_CREDIT_CHECKED",
@@ -45,6 +47,41 @@ log = logging.getLogger("ccl.pipeline")
 
 STAGE_INTAKE, STAGE_CREDIT_CHECKED, STAGE_DONE = "intake", "credit_checked", "done"
 _CREDIT_CHECKS = CompiledInsert.of(m.CreditCheck)  # compiled once (issue 9)
+
+
+# The steps' reads and writes of the lead's pipeline columns, compiled once too.
+def _leases_query(lock: bool) -> CompiledQuery:
+    """The held leases of some leads with their stages; locked on PostgreSQL (`lock`)."""
+
+    def build(ids: Any, owners: Any) -> Any:
+        query = m.Lead.select(m.Lead.id, m.Lead.pipeline_owner, m.Lead.pipeline_stage).where(
+            m.Lead.id.in_(ids) & m.Lead.pipeline_owner.in_(owners)
+        )
+        return query.for_update() if lock else query
+
+    return CompiledQuery(m.Lead, build)
+
+
+_LEASES = {lock: _leases_query(lock) for lock in (False, True)}
+_STAGES = CompiledQuery(
+    m.Lead,
+    lambda ids: m.Lead.select(m.Lead.id, m.Lead.pipeline_stage).where(m.Lead.id.in_(ids)),
+)
+_SET_STATUS = CompiledUpdate(
+    m.Lead, ["status", "pipeline_stage", "updated_at"], lambda ids: m.Lead.id.in_(ids)
+)
+_FINISH = CompiledUpdate(m.Lead, ["pipeline_stage", "updated_at"], lambda ids: m.Lead.id.in_(ids))
+_RELEASE = CompiledUpdate(
+    m.Lead,
+    ["pipeline_locked_until", "pipeline_owner"],
+    lambda ids, owner: m.Lead.id.in_(ids) & (m.Lead.pipeline_owner == owner),
+)
+# Finishing and releasing a lead in one statement: stage, time and lease.
+_FINISH_AND_RELEASE = CompiledUpdate(
+    m.Lead,
+    ["pipeline_stage", "updated_at", "pipeline_locked_until", "pipeline_owner"],
+    lambda ids, owner: m.Lead.id.in_(ids) & (m.Lead.pipeline_owner == owner),
+)
 _DECISION_STATUS = {
     "prequalified": LeadStatus.PREQUALIFIED,
     "declined": LeadStatus.DECLINED,
@@ -94,13 +131,14 @@ class PipelineRepository:
 
     def release(self, lead_ids: list[str], owner: str) -> None:
         if lead_ids:
-            m.Lead.update(pipeline_locked_until=None, pipeline_owner="").where(
-                m.Lead.id.in_(lead_ids) & (m.Lead.pipeline_owner == owner)
-            ).execute()
+            _RELEASE.execute(
+                pipeline_locked_until=None, pipeline_owner="", ids=lead_ids, owner=owner
+            )
 
     def stages(self, lead_ids: list[str]) -> dict[str, str]:
-        rows = m.Lead.select(m.Lead.id, m.Lead.pipeline_stage).where(m.Lead.id.in_(lead_ids))
-        return {r.id: r.pipeline_stage for r in rows}
+        if not lead_ids:
+            return {}
+        return dict(_STAGES.rows(ids=lead_ids))
 
     def applicants(self, lead_ids: list[str]) -> list[CreditApplicant]:
         """What the credit step needs of each lead (decrypted)."""
@@ -164,13 +202,21 @@ class PipelineRepository:
         statuses = [_DECISION_STATUS[result.decision] for _, result, _ in checked]
         for status in sorted(set(statuses)):
             ids = [c[0] for c, s in zip(checked, statuses, strict=True) if s is status]
-            m.Lead.update(
-                status=status.value, pipeline_stage=STAGE_CREDIT_CHECKED, updated_at=now
-            ).where(m.Lead.id.in_(ids)).execute()
+            _SET_STATUS.execute(
+                status=status.value, pipeline_stage=STAGE_CREDIT_CHECKED, updated_at=now, ids=ids
+            )
         append_activity_batches(
             [(lead_id, [_credit_entry(result, fallback)]) for lead_id, result, fallback in checked],
             at=now,
         )
+        # The applicant is told of a decline: the adverse-action notice is owed by email, queued
+        # in the transaction that records the decision (issue 10, `storage.notices`).
+        declined = [
+            lead_id
+            for (lead_id, _, _), status in zip(checked, statuses, strict=True)
+            if status is LeadStatus.DECLINED
+        ]
+        NoticeRepository.queue_adverse_actions(declined, now)
         return statuses
 
     def intake_batch(
@@ -268,14 +314,16 @@ class PipelineRepository:
     def owned_by(self, leases: Mapping[str, str]) -> list[str]:
         """The leads of `leases` (lead id -> owner token) whose lease their owner still holds
         (locked on PostgreSQL, like `owned`)."""
+        return list(self._held_stages(leases))
+
+    def _held_stages(self, leases: Mapping[str, str]) -> dict[str, str]:
+        """`owned_by` with each lead's pipeline stage, in the same statement."""
         if not leases:
-            return []
-        query = m.Lead.select(m.Lead.id, m.Lead.pipeline_owner).where(
-            m.Lead.id.in_(list(leases)) & m.Lead.pipeline_owner.in_(sorted(set(leases.values())))
+            return {}
+        rows = _LEASES[self._db.backend == "postgresql"].rows(
+            ids=list(leases), owners=sorted(set(leases.values()))
         )
-        if self._db.backend == "postgresql":
-            query = query.for_update()
-        return [r.id for r in query if leases.get(r.id) == r.pipeline_owner]
+        return {i: stage for i, owner, stage in rows if leases.get(i) == owner}
 
     def finish_steps(
         self,
@@ -294,17 +342,30 @@ class PipelineRepository:
         queued = False
         with self._db.transaction():
             now = utcnow()
-            mine = set(self.owned_by(leases))
-            stages = self.stages(list(mine))
+            stages = self._held_stages(leases)  # the leads whose lease is still held
+            mine = set(stages)
             to_record = [c for c in checked if c[0] in mine and stages.get(c[0]) == STAGE_INTAKE]
             self.record_credits(to_record, now)
             stages.update((lead_id, STAGE_CREDIT_CHECKED) for lead_id, _, _ in to_record)
             to_route = [i for i in held if i in mine and stages.get(i) == STAGE_CREDIT_CHECKED]
             if to_route:
                 queued = route(to_route, now)
-                self.finish_many(to_route, now)
+            # Finished leads are marked done and released in one statement per token (each is
+            # held: checked above, in this transaction); any others are released.
+            done = set(to_route)
             for token in sorted({leases[i] for i in mine}):
-                self.release([i for i in mine if leases[i] == token], token)
+                ids = [i for i in mine if leases[i] == token]
+                finished = [i for i in ids if i in done]
+                if finished:
+                    _FINISH_AND_RELEASE.execute(
+                        pipeline_stage=STAGE_DONE,
+                        updated_at=now,
+                        pipeline_locked_until=None,
+                        pipeline_owner="",
+                        ids=finished,
+                        owner=token,
+                    )
+                self.release([i for i in ids if i not in done], token)
         return Finished(queued, [lead_id for lead_id, _, _ in to_record])
 
     def reopen(self, lead_id: str, dealer_id: str | None) -> bool:
@@ -317,9 +378,8 @@ class PipelineRepository:
             return True
 
     def finish_many(self, lead_ids: list[str], now: dt.datetime) -> None:
-        m.Lead.update(pipeline_stage=STAGE_DONE, updated_at=now).where(
-            m.Lead.id.in_(lead_ids)
-        ).execute()
+        if lead_ids:
+            _FINISH.execute(pipeline_stage=STAGE_DONE, updated_at=now, ids=lead_ids)
 
     def unrouted(self, lead_id: str, dealer_id: str | None) -> bool:
         query = m.Lead.select().where(

@@ -20,7 +20,7 @@ from server.agents.email_reengagement.campaigns import (
 from server.agents.orchestrator import ImportRecord, ImportRecordResult
 from server.agents.visitor_identifier import VisitorEventInput
 from server.domain import leads as d
-from server.domain.campaigns import Audience
+from server.domain.campaigns import Audience, DripStep
 from server.domain.dealers import DealerInput, DealerRecord, EndpointCredentials
 from server.errors import FieldViolation, InvalidArgumentError
 from server.services import stats
@@ -429,6 +429,15 @@ def dealer_input(message: dealer_pb.Dealer) -> DealerInput:
         contact_email=message.contact_email,
         contact_phone=message.contact_phone,
         endpoint_credentials=_endpoint_credentials(message),
+        delivery_channel=request_enum(
+            dealer_pb.DeliveryChannel,
+            "DELIVERY_CHANNEL_",
+            message.delivery_channel,
+            "dealer.delivery_channel",
+            "INVALID_DEALER",
+        )
+        or "https",
+        intake_email=message.intake_email,
     )
 
 
@@ -472,6 +481,8 @@ def dealer_message(r: DealerRecord) -> dealer_pb.Dealer:
             dealer_pb.EndpointAuthType, "ENDPOINT_AUTH_TYPE_", r.endpoint_auth_type
         ),
         endpoint_auth_header_name=r.endpoint_auth_header_name,
+        delivery_channel=_enum(dealer_pb.DeliveryChannel, "DELIVERY_CHANNEL_", r.delivery_channel),
+        intake_email=r.intake_email,
     )
 
 
@@ -569,6 +580,10 @@ def campaign_draft(message: campaign_pb.Campaign) -> CampaignDraft:
         lead_ids=tuple(a.lead_ids),
         abandoned_within_days=a.abandoned_within_days,
         send_at=from_timestamp(message, "send_at", "campaign.send_at"),
+        steps=tuple(
+            DripStep(delay=dt.timedelta(minutes=s.delay_minutes), template_id=s.template_id)
+            for s in message.steps
+        ),
     )
 
 
@@ -626,6 +641,14 @@ def campaign_message(view: CampaignView) -> campaign_pb.Campaign:
         send_at=to_timestamp(r.send_at),
         paused_reason=r.paused_reason,
         recipients=r.recipients,
+        steps=[
+            campaign_pb.DripStep(
+                template_id=s.template_id,
+                delay_minutes=int(s.delay.total_seconds() // 60),
+                template_version=s.template_version,
+            )
+            for s in view.steps
+        ],
     )
 
 

@@ -35,8 +35,9 @@ from support.data import example_message
 # for one lead alone (each lead here has a browser of its own); 30 once routing closes the
 # leads it sends to no dealer in one statement; 27 once routing takes the lead from memory
 # instead of reading it, its consents and its credit back (3.8 for 32 calls at once); 25 once
-# a lead alone takes the set-based intake too.
-PROCESS_LEAD_MAX = 25
+# a lead alone takes the set-based intake too; 23 once the finishing step reads the leases with
+# their stages in one SELECT and marks a lead done and releases it in one UPDATE.
+PROCESS_LEAD_MAX = 23
 IMPORT_100_MAX_PER_LEAD = 3.4
 # 32 ProcessLead calls at once (issue 9, group commit): they share intake and finishing
 # transactions, so BEGIN/COMMIT, the lease and the trips to the database thread are per batch.

@@ -281,6 +281,8 @@ def test_upgrade_in_place_keeps_data(backend: str, tmp_path: Path) -> None:
                 "007_dealer_contact",
                 "008_dealer_endpoint_auth",
                 "009_email_campaigns",
+                "010_dealer_email_channel",
+                "011_drips_and_frequency_cap",
             ]
             row = db.execute_sql("SELECT first_name, pipeline_stage FROM lead").fetchone()
         assert row == ("Old", "intake"), "kept, and queued for the pipeline sweep"

@@ -4,8 +4,9 @@ and the dispatcher's per-turn work (start scheduled campaigns that fell due, com
 ones, pause one whose statistics say so).
 
 Rules:
-- A campaign is one-off (drips are not built yet and are refused), named, with a template that
-  exists: its current version is pinned when the campaign is created.
+- A campaign is one-off, named, with a template that exists: its current version is pinned when
+  the campaign is created. Or it is a drip sequence: steps (a template each, pinned the same
+  way, and a delay after the previous step) instead of one template.
 - Its audience is filters (`server.domain.campaigns.Audience`, with `abandoned_within_days`
   read at send time) or explicit lead ids, not both. Every bad field is one violation of
   INVALID_CAMPAIGN.
@@ -16,7 +17,14 @@ Rules:
   retry of a request interrupted between create and start finishes the start (materialising
   twice adds nothing).
 - A dry run stores nothing: it counts what the snapshot would take and renders up to three
-  recipients exactly as they would be sent (but with a preview unsubscribe link).
+  recipients exactly as they would be sent (but with a preview unsubscribe link). For a drip,
+  the applications its audience matches that are abandoned now, rendered with its first step.
+- A drip campaign does not take a snapshot: started, it runs until cancelled (or paused), and
+  each turn (`tick`) it enrols the applications abandoned since it started (at most every
+  `enrol_seconds`; `storage.drips`) and queues the steps that fell due, or ends a lead's
+  sequence when the domain's `drip_exit` says so (converted, application finished, address
+  suppressed, lead gone; after its last step, completed). The dispatcher sends the steps like
+  any campaign's messages: quiet hours, the frequency cap and suppression apply.
 """
 
 from __future__ import annotations
@@ -39,9 +47,12 @@ from server.domain.campaigns import (
     Audience,
     CampaignAction,
     CampaignState,
+    DripStep,
     apply_action,
+    drip_exit,
     should_pause,
     validate_audience,
+    validate_steps,
 )
 from server.domain.clock import utcnow
 from server.domain.leads import Page, PageResult
@@ -51,12 +62,14 @@ from server.errors import (
     InvalidArgumentError,
 )
 from server.storage.campaigns import (
+    ABANDONED_STATUSES,
     CampaignRecord,
     CampaignRepository,
     MessageCounts,
     TemplateRepository,
 )
 from server.storage.db import Database
+from server.storage.drips import DripRepository, DueEnrollment, PinnedStep, steps_json, steps_of
 
 if TYPE_CHECKING:
     from server.domain.templates import RenderedEmail
@@ -91,6 +104,7 @@ class CampaignDraft:
     lead_ids: tuple[str, ...] = ()
     abandoned_within_days: int = 0
     send_at: dt.datetime | None = None
+    steps: tuple[DripStep, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,11 @@ class CampaignView:
     record: CampaignRecord
     counts: MessageCounts
     audience: dict[str, Any]
+
+    @property
+    def steps(self) -> list[PinnedStep]:
+        """A drip campaign's steps, each with its pinned template version."""
+        return steps_of(self.record.steps_json)
 
 
 @dataclass(frozen=True)
@@ -175,6 +194,25 @@ def _target(data: dict[str, Any], now: dt.datetime) -> Audience | list[str]:
     )
 
 
+def _abandoned(audience: Audience) -> Audience:
+    """The audience narrowed to abandoned applications (what a drip enrols)."""
+    statuses = audience.statuses & frozenset(ABANDONED_STATUSES) if audience.statuses else None
+    return replace(audience, statuses=statuses or frozenset(ABANDONED_STATUSES))
+
+
+def _decide(due: DueEnrollment) -> str | None:
+    """The domain's exit rule for a due drip step: None to queue the step."""
+    reason = drip_exit(
+        converted=due.converted,
+        suppressed=due.suppressed,
+        steps_sent=due.next_step,
+        total_steps=due.total_steps,
+        finished=due.finished,
+        lead_gone=due.lead_status is None,
+    )
+    return None if reason is None else reason.value
+
+
 def _has_filters(a: Audience, days: int) -> bool:
     return bool(
         a.statuses
@@ -198,13 +236,32 @@ def validate_draft(draft: CampaignDraft) -> CampaignDraft:
     elif len(name) > MAX_NAME:
         violations.append(FieldViolation(f"{_P}name", f"must be at most {MAX_NAME} characters"))
     kind = draft.kind or KIND_ONE_OFF
-    if kind == KIND_DRIP:
-        violations.append(FieldViolation(f"{_P}kind", "drip campaigns are not built yet"))
-    elif kind != KIND_ONE_OFF:
-        violations.append(FieldViolation(f"{_P}kind", "must be CAMPAIGN_KIND_ONE_OFF"))
     template_id = draft.template_id.strip()
-    if not template_id:
-        violations.append(FieldViolation(f"{_P}template_id", "is required"))
+    steps = tuple(replace(s, template_id=s.template_id.strip()) for s in draft.steps)
+    if kind == KIND_DRIP:
+        try:
+            validate_steps(steps, prefix=f"{_P}steps")
+        except InvalidArgumentError as e:
+            violations.extend(e.violations)
+        if template_id:
+            violations.append(
+                FieldViolation(f"{_P}template_id", "a drip campaign takes its templates per step")
+            )
+        if draft.lead_ids:
+            violations.append(
+                FieldViolation(
+                    f"{_P}audience.lead_ids", "a drip campaign enrols abandoned applications"
+                )
+            )
+    else:
+        if kind != KIND_ONE_OFF:
+            violations.append(
+                FieldViolation(f"{_P}kind", "must be CAMPAIGN_KIND_ONE_OFF or CAMPAIGN_KIND_DRIP")
+            )
+        if not template_id:
+            violations.append(FieldViolation(f"{_P}template_id", "is required"))
+        if steps:
+            violations.append(FieldViolation(f"{_P}steps", "only a drip campaign has steps"))
     audience = draft.audience
     try:
         audience = validate_audience(draft.audience, prefix=f"{_P}audience.")
@@ -237,6 +294,7 @@ def validate_draft(draft: CampaignDraft) -> CampaignDraft:
         template_id=template_id,
         audience=audience,
         lead_ids=lead_ids,
+        steps=steps,
     )
 
 
@@ -257,10 +315,14 @@ class CampaignLifecycle:
         clock: Callable[[], dt.datetime] = utcnow,
         rate_check_seconds: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
+        enrol_seconds: float = 30.0,
     ) -> None:
         self._db = db
         self._campaigns = campaigns
+        self._drips = DripRepository(db)
         self._templates = templates
+        self._enrol_seconds = enrol_seconds
+        self._enrolled_at: float | None = None
         self._sender = sender
         self._clock = clock
         self._rate_check_seconds = rate_check_seconds
@@ -292,15 +354,15 @@ class CampaignLifecycle:
 
     async def create(self, draft: CampaignDraft) -> CampaignView:
         draft = validate_draft(draft)
-        version = await self._pin(draft.template_id)
+        template_id, version, steps = await self._pin_draft(draft)
         record = await self._db.run(
             lambda: self._campaigns.create(
                 name=draft.name,
                 kind=draft.kind,
-                template_id=draft.template_id,
+                template_id=template_id,
                 template_version=version,
                 audience_json=_audience_json(draft),
-                steps_json="[]",
+                steps_json=steps,
                 state=CampaignState.DRAFT,
                 now=self._clock(),
                 send_at=draft.send_at,
@@ -311,6 +373,16 @@ class CampaignLifecycle:
     async def _pin(self, template_id: str) -> int:
         record = await self._db.run(self._templates.get, template_id, None)
         return record.current_version
+
+    async def _pin_draft(self, draft: CampaignDraft) -> tuple[str | None, int, str]:
+        """(template id, pinned version, steps JSON): a one-off's template, or a drip's steps
+        each pinned to its template's current version (TEMPLATE_NOT_FOUND for a step's)."""
+        if draft.kind != KIND_DRIP:
+            return draft.template_id, await self._pin(draft.template_id), "[]"
+        pinned = [
+            PinnedStep(s.template_id, await self._pin(s.template_id), s.delay) for s in draft.steps
+        ]
+        return None, 0, steps_json(pinned)
 
     # --- bulk send ------------------------------------------------------------------------
 
@@ -346,7 +418,7 @@ class CampaignLifecycle:
             return await self._dry_run(campaign_id.strip(), draft)
         now = self._clock()
         if draft is not None:
-            version = await self._pin(draft.template_id)
+            template_id, version, steps = await self._pin_draft(draft)
             audience_json = _audience_json(draft)
             future = draft.send_at is not None and draft.send_at > now
             request_hash = _request_hash(
@@ -355,15 +427,16 @@ class CampaignLifecycle:
                 draft.template_id,
                 audience_json,
                 _iso(draft.send_at) or "",
+                *([draft.kind, steps] if draft.kind == KIND_DRIP else []),
             )
             record = await self._db.run(
                 lambda: self._campaigns.create(
                     name=draft.name,
                     kind=draft.kind,
-                    template_id=draft.template_id,
+                    template_id=template_id,
                     template_version=version,
                     audience_json=audience_json,
-                    steps_json="[]",
+                    steps_json=steps,
                     state=CampaignState.SCHEDULED if future else CampaignState.DRAFT,
                     now=now,
                     send_at=draft.send_at,
@@ -407,7 +480,18 @@ class CampaignLifecycle:
     async def _start(
         self, record: CampaignRecord, allowed_from: Sequence[CampaignState], now: dt.datetime
     ) -> CampaignRecord:
-        """Snapshot the recipients and move to running (or completed when there are none)."""
+        """Snapshot the recipients and move to running (or completed when there are none); a
+        drip campaign moves to running and enrols the applications abandoned so far."""
+        if record.kind == KIND_DRIP:
+
+            def start_drip() -> CampaignRecord:
+                self._campaigns.transition(
+                    record.campaign_id, allowed_from, CampaignState.RUNNING, now
+                )
+                self._drips.enrol(record.campaign_id, self._drip_audience(record, now), now)
+                return self._campaigns.get(record.campaign_id)
+
+            return await self._db.run(start_drip)
         target = _target(audience_dict(record.audience_json), now)
 
         def start() -> CampaignRecord:
@@ -423,24 +507,30 @@ class CampaignLifecycle:
     async def _dry_run(self, campaign_id: str, draft: CampaignDraft | None) -> BulkSendOutcome:
         now = self._clock()
         if draft is not None:
-            template_id = draft.template_id
-            version = await self._pin(template_id)
+            template_id, version, steps = await self._pin_draft(draft)
+            kind = draft.kind
             target: Audience | list[str] = _target(
                 audience_dict(_audience_json(draft)), draft.send_at or now
             )
             view = None
         else:
             view = await self.get(campaign_id)
-            template_id = view.record.template_id or ""
-            version = view.record.template_version
+            kind = view.record.kind
+            template_id, version = view.record.template_id, view.record.template_version
+            steps = view.record.steps_json
             target = _target(view.audience, view.record.send_at or now)
+        if kind == KIND_DRIP:
+            first = steps_of(steps)[0]
+            template_id, version = first.template_id, first.template_version
+            if isinstance(target, Audience):
+                target = _abandoned(target)
         (queued, suppressed), leads = await self._db.run(
             lambda: (
                 self._campaigns.count_recipients(target),
                 self._campaigns.sample_recipients(target, SAMPLES),
             )
         )
-        record = await self._db.run(self._templates.get, template_id, version)
+        record = await self._db.run(self._templates.get, template_id or "", version)
 
         def render() -> tuple[Sample, ...]:
             from server.domain.templates import validate_template
@@ -495,12 +585,34 @@ class CampaignLifecycle:
     # --- the dispatcher's turn ------------------------------------------------------------
 
     async def tick(self) -> None:
-        """Starts scheduled campaigns that fell due and completes drained running ones."""
+        """Starts scheduled campaigns that fell due and completes drained running ones; for
+        running drips, enrols new abandoned applications (at most every `enrol_seconds`) and
+        queues the steps that fell due."""
         now = self._clock()
         for record in await self._db.run(self._campaigns.due_scheduled, now):
             await self._start(record, [CampaignState.SCHEDULED], now)
+        at = self._monotonic()
+        enrol = self._enrolled_at is None or at - self._enrolled_at >= self._enrol_seconds
+        if enrol:
+            self._enrolled_at = at
+
+        def drips() -> None:
+            if enrol:
+                for record in self._drips.running():
+                    self._drips.enrol(record.campaign_id, self._drip_audience(record, now), now)
+            # A claim at a time (a transaction each), until nothing is due.
+            while sum(self._drips.advance_due(now, _decide)):
+                pass
+
+        await self._db.run(drips)
         for campaign_id in await self._db.run(self._campaigns.running_ids):
             await self._db.run(self._campaigns.complete_if_drained, campaign_id, now)
+
+    @staticmethod
+    def _drip_audience(record: CampaignRecord, now: dt.datetime) -> Audience:
+        """A drip's stored audience (filters only) evaluated at `now`."""
+        target = _target(audience_dict(record.audience_json), now)
+        return target if isinstance(target, Audience) else Audience()
 
     async def after_batch(self, report: DispatchReport) -> None:
         """Pauses the batch's campaign when its statistics say so; completes it when drained.

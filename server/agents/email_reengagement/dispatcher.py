@@ -35,9 +35,28 @@ expired `sending` leases each turn, and polls every `poll_seconds` when nothing 
 fell due and complete drained ones each turn, and pause a campaign whose statistics call for it
 after each batch.
 
-Not handled here: the cross-campaign frequency cap (`server.domain.campaigns.may_send`) needs
-each address's last marketing send, which storage cannot look up cheaply today (no index on the
-address); drip steps; resolving `unknown` batches (the webhook's events do it, and
+The cross-campaign frequency cap (`frequency_cap`, default one marketing message per address per
+24 hours; zero turns it off): each batch's addresses' last marketing sends are looked up in one
+statement (`DripRepository.last_marketing_sends`, over the (to_email, sent_at) index), and a
+recipient mailed within the cap goes back to the queue due when the cap lets it go
+(`next_allowed`), like one in quiet hours. Two workers sending two campaigns' batches to the same
+address at the same moment can both pass it: the cap is a rule about days, not a lock.
+
+Personalised copy: with a `copywriter` (an OpenAI key configured) and a template that prints
+`{{ opening_line }}`, each batch asks it for one opening line per recipient, sending only their
+first name and vehicle, within `copy_deadline_seconds` for the whole batch; a recipient it did
+not answer in time (or whose line it refused) gets the template engine's line
+(`default_opening_line`). The messages it wrote record `copy_engine` `openai`.
+
+Transactional mail: each turn first sends the adverse-action notices queued for declined
+applicants (`storage.notices`), one Mailgun message each (text and HTML, rendered by
+`server.domain.templates.adverse_action_notice` with the creditor and credit bureau of
+`NoticeDetails`), under the same exactly-once rules as a batch (a batch of one). They ignore
+quiet hours, the frequency cap and marketing unsubscribes, but never go to an address that bounced
+hard or complained (failed, with the reason). Without `notices` (no details configured) they are
+not sent.
+
+Not handled here: resolving `unknown` batches (the webhook's events do it, and
 `resolve_unknown_batch` is there for an operator).
 
 The company's details and links come from a `SenderDetails` (the services' `Sender` fits it):
@@ -55,12 +74,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from server.adapters.mailgun import Form, MailgunClient, batch_form
-from server.domain.campaigns import in_quiet_hours, next_send_time, sign_unsubscribe, time_zone_for
+from server.adapters.openai_copy import CopySubject
+from server.domain.campaigns import (
+    MARKETING_CAP,
+    in_quiet_hours,
+    next_allowed,
+    next_send_time,
+    sign_unsubscribe,
+    time_zone_for,
+)
 from server.domain.clock import utcnow
 from server.domain.email import (
     MAX_BATCH_RECIPIENTS,
     MailBatch,
     MailRecipient,
+    PlainMessage,
     SendOutcome,
     SendResult,
     scrub_addresses,
@@ -73,6 +101,8 @@ from server.storage.campaigns import (
     TemplateRepository,
 )
 from server.storage.db import Database
+from server.storage.drips import DripRepository
+from server.storage.notices import ClaimedNotice, NoticeRepository
 
 if TYPE_CHECKING:  # jinja2 loads with the templates module: on the first batch, not at import
     from server.domain.templates import BatchRendering, RecipientContext
@@ -81,6 +111,7 @@ __all__ = [
     "DEFAULT_TIME_ZONE",
     "DispatchReport",
     "EmailDispatcher",
+    "NoticeDetails",
     "SenderDetails",
     "TurnHooks",
 ]
@@ -91,6 +122,27 @@ log = logging.getLogger(__name__)
 # states' others during the day, so a send at 08:00 there is 07:00 on the west coast at worst.
 DEFAULT_TIME_ZONE = "America/Chicago"
 LEAD_GONE = "the lead no longer exists"
+
+
+@dataclass(frozen=True)
+class NoticeDetails:
+    """Who an adverse-action notice names: the creditor (the company) and the consumer
+    reporting agency whose report the decision used."""
+
+    company_name: str
+    company_address: str
+    bureau_name: str
+    bureau_address: str
+    bureau_phone: str
+    bureau_website: str = ""
+
+
+class Copywriter(Protocol):
+    """Writes personalised opening lines (`server.adapters.openai_copy.OpenAICopywriter`)."""
+
+    async def opening_lines(
+        self, subjects: Sequence[CopySubject], *, deadline_seconds: float
+    ) -> dict[str, str]: ...
 
 
 class TurnHooks(Protocol):
@@ -118,7 +170,7 @@ class SenderDetails(Protocol):
 
 
 def recipient_context(
-    sender: SenderDetails, message: ClaimedMessage, unsubscribe_token: str
+    sender: SenderDetails, message: ClaimedMessage, unsubscribe_token: str, opening_line: str = ""
 ) -> RecipientContext:
     """What a template renders for one recipient: their lead's fields, the sender's details,
     the links (the unsubscribe link signed for this message)."""
@@ -134,6 +186,7 @@ def recipient_context(
         unsubscribe_url=sender.unsubscribe_url(unsubscribe_token),
         company_name=sender.company_name,
         company_address=sender.company_address,
+        opening_line=opening_line,
     )
 
 
@@ -208,6 +261,10 @@ class EmailDispatcher:
         simulated_payloads: Callable[[Form], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         hooks: TurnHooks | None = None,
+        frequency_cap: dt.timedelta = MARKETING_CAP,
+        notices: NoticeDetails | None = None,
+        copywriter: Copywriter | None = None,
+        copy_deadline_seconds: float = 10.0,
     ) -> None:
         if not unsubscribe_keys:
             raise ValueError("at least one unsubscribe key is needed")
@@ -235,6 +292,12 @@ class EmailDispatcher:
         self._test_mode = test_mode
         self._simulated = simulated_payloads
         self.hooks = hooks
+        self._cap = frequency_cap
+        self._drips = DripRepository(db)
+        self._notices = NoticeRepository(db)
+        self._notice_details = notices
+        self._copywriter = copywriter
+        self._copy_deadline = copy_deadline_seconds
         self._bucket = _TokenBucket(
             rate_per_second, max(rate_per_second, float(batch_size)), monotonic
         )
@@ -259,9 +322,17 @@ class EmailDispatcher:
             rendering = await self._rendering(batch)
         except FailedPreconditionError as e:
             return await self._fail_all(batch, e.message)
+        last_sends: dict[str, dt.datetime] = {}
+        if self._cap > dt.timedelta(0):
+            last_sends = await self._db.run(
+                self._drips.last_marketing_sends,
+                [m.address for m in batch.messages],
+                now - self._cap,
+            )
+        lines = await self._opening_lines(batch, rendering)
         # Two HMACs and an escape per recipient: a thousand of them off the loop.
         recipients, deferred, failed = await asyncio.to_thread(
-            self._recipients, batch, rendering, now
+            self._recipients, batch, rendering, now, last_sends, lines
         )
         if deferred:
             await self._db.run(self._campaigns.defer_messages, batch.batch_id, deferred, now)
@@ -303,11 +374,13 @@ class EmailDispatcher:
                 batch.batch_id, batch.campaign_id, "failed", 0, len(deferred), n_failed + len(ids)
             )
         marked = await self._db.run(
-            self._campaigns.mark_batch_sending,
-            batch.batch_id,
-            self._clock(),
-            self._lease,
-            len(recipients),
+            lambda: self._campaigns.mark_batch_sending(
+                batch.batch_id,
+                self._clock(),
+                self._lease,
+                len(recipients),
+                written_by_openai=[r.message_id for r in recipients if r.message_id in lines],
+            )
         )
         if not marked:
             log.warning("email batch %s lost its lease before sending", batch.batch_id)
@@ -390,23 +463,36 @@ class EmailDispatcher:
         return found
 
     def _recipients(
-        self, batch: ClaimedBatch, rendering: BatchRendering, now: dt.datetime
+        self,
+        batch: ClaimedBatch,
+        rendering: BatchRendering,
+        now: dt.datetime,
+        last_sends: dict[str, dt.datetime],
+        lines: dict[str, str],
     ) -> tuple[list[MailRecipient], list[tuple[str, dt.datetime]], dict[str, list[str]]]:
         from server.domain.templates import recipient_variables
 
         recipients: list[MailRecipient] = []
         deferred: list[tuple[str, dt.datetime]] = []
         failed: dict[str, list[str]] = {}
+        capped = self._cap > dt.timedelta(0)
         for message in batch.messages:
             if message.lead_id is None:
                 failed.setdefault(LEAD_GONE, []).append(message.message_id)
                 continue
+            if capped:
+                allowed = next_allowed(last_sends.get(message.address), now, self._cap)
+                if allowed > now:
+                    deferred.append((message.message_id, allowed))
+                    continue
             if self._quiet_hours:
                 zone = time_zone_for(message.state, message.zip_code) or self._default_zone
                 if in_quiet_hours(now, zone):
                     deferred.append((message.message_id, next_send_time(now, zone)))
                     continue
-            variables = recipient_variables(self._context(message))
+            variables = recipient_variables(
+                self._context(message, lines.get(message.message_id, ""))
+            )
             try:
                 rendering.subject_for(variables)
             except FailedPreconditionError as e:
@@ -420,11 +506,143 @@ class EmailDispatcher:
                     variables=variables,
                 )
             )
+            if capped:
+                last_sends[message.address] = now  # a second one in this batch waits its turn
         return recipients, deferred, failed
 
-    def _context(self, message: ClaimedMessage) -> RecipientContext:
+    def _context(self, message: ClaimedMessage, opening_line: str = "") -> RecipientContext:
         token = sign_unsubscribe(self._keys, message.message_id, message.address)
-        return recipient_context(self._sender, message, token)
+        return recipient_context(self._sender, message, token, opening_line)
+
+    async def _opening_lines(
+        self, batch: ClaimedBatch, rendering: BatchRendering
+    ) -> dict[str, str]:
+        """The copywriter's lines for the batch (message id -> line), when there is one and the
+        template prints the opening line; {} otherwise, or when it fails."""
+        if self._copywriter is None:
+            return {}
+        if not any("%recipient.opening_line" in part for part in rendering.parts()):
+            return {}
+        subjects = [
+            CopySubject(
+                m.message_id,
+                m.first_name,
+                " ".join(
+                    p for p in (str(m.vehicle_year or ""), m.vehicle_make, m.vehicle_model) if p
+                ),
+            )
+            for m in batch.messages
+            if m.lead_id is not None
+        ]
+        try:
+            return await self._copywriter.opening_lines(
+                subjects, deadline_seconds=self._copy_deadline
+            )
+        except Exception as e:  # the template's line is the fallback, whatever went wrong
+            log.warning("opening lines failed (%s): the template's are used", type(e).__name__)
+            return {}
+
+    # --- transactional notices ----------------------------------------------------------------
+
+    async def send_notices(self, limit: int = 50) -> list[str]:
+        """Sends up to `limit` due adverse-action notices, one at a time; each one's outcome
+        (`sent`, `simulated`, `retry`, `unknown`, `failed`, `lost`)."""
+        if self._notice_details is None:
+            return []
+        outcomes = []
+        for _ in range(limit):
+            notice = await self._db.run(
+                self._notices.claim_notice, self._worker_id, self._clock(), self._lease
+            )
+            if notice is None:
+                break
+            outcomes.append(await self._send_notice(notice, self._notice_details))
+        return outcomes
+
+    async def _send_notice(self, notice: ClaimedNotice, details: NoticeDetails) -> str:
+        now = self._clock()
+        campaigns, batch_id = self._campaigns, notice.batch_id
+        refusal = ""
+        if notice.blocked_by:
+            refusal = f"the address is suppressed ({notice.blocked_by})"
+        elif notice.lead_id is None:
+            refusal = LEAD_GONE
+        elif notice.decision != "declined" or notice.decided_at is None:
+            refusal = "the lead's credit decision is no longer a decline"
+        if refusal:
+            await self._db.run(campaigns.fail_messages, batch_id, [notice.message_id], refusal, now)
+            return "failed"
+
+        def render() -> PlainMessage:
+            from server.domain.templates import (
+                CreditBureau,
+                Creditor,
+                adverse_action_notice,
+                decline_reasons,
+            )
+
+            assert notice.decided_at is not None
+            email = adverse_action_notice(
+                first_name=notice.first_name,
+                creditor=Creditor(details.company_name, details.company_address),
+                bureau=CreditBureau(
+                    details.bureau_name,
+                    details.bureau_address,
+                    details.bureau_phone,
+                    details.bureau_website,
+                ),
+                reasons=decline_reasons(notice.score_band),
+                decided_on=notice.decided_at.date(),
+            )
+            return PlainMessage(
+                sender=self._from,
+                to=notice.address,
+                subject=email.subject,
+                text=email.text,
+                html=email.html,
+                message_id=notice.message_id,
+                tag="adverse-action",
+                test_mode=self._test_mode,
+            )
+
+        message = await asyncio.to_thread(render)
+        if not await self._db.run(campaigns.mark_batch_sending, batch_id, now, self._lease, 1):
+            return "lost"
+        if self._client is None:
+            if self._simulated is not None:
+                from server.adapters.mailgun import message_form
+
+                self._simulated(message_form(message))
+            await self._db.run(campaigns.record_batch_simulated, batch_id, self._clock())
+            return "simulated"
+        try:
+            result = await self._client.send_message(message)
+        except Exception as e:  # an unexpected failure mid-call: it may have gone out
+            log.exception("adverse-action notice %s: the send failed", notice.message_id)
+            result = SendResult(SendOutcome.RETRY, reason=type(e).__name__, may_have_been_sent=True)
+        report = await self._record_one(batch_id, notice.attempts, result)
+        return report
+
+    async def _record_one(self, batch_id: str, attempts: int, result: SendResult) -> str:
+        """`_record` for a batch of one."""
+        now = self._clock()
+        campaigns = self._campaigns
+        if result.outcome is SendOutcome.SENT:
+            await self._db.run(campaigns.record_batch_sent, batch_id, result.provider_id, now)
+            return "sent"
+        reason = result.reason or f"HTTP {result.status_code}"
+        if result.may_have_been_sent:
+            await self._db.run(campaigns.record_batch_unknown, batch_id, reason, now)
+            return "unknown"
+        if result.outcome is SendOutcome.RETRY:
+            delay = min(self._retry_max, self._retry_base * 2 ** min(attempts, 30))
+            if result.retry_after is not None:
+                delay = max(delay, min(result.retry_after, self._retry_max))
+            due = now + dt.timedelta(seconds=delay)
+            await self._db.run(campaigns.release_batch_for_retry, batch_id, due, reason, now)
+            return "retry"
+        await self._db.run(campaigns.record_batch_failed, batch_id, reason, now)
+        return "failed"
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -438,6 +656,7 @@ class EmailDispatcher:
                 return
             try:
                 await self._db.run(self._campaigns.expire_sending, self._clock())
+                await self.send_notices()
                 if self.hooks is not None:
                     await self.hooks.tick()
                 report = await self.run_once()

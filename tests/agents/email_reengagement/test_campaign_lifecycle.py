@@ -130,7 +130,7 @@ async def test_create_validates_every_field_at_once(
 ) -> None:
     draft = CampaignDraft(
         name=" ",
-        kind="drip",
+        kind="weekly",
         template_id="",
         audience=Audience(states=frozenset({"ZZ"}), credit_tiers=frozenset({"Q"})),
         lead_ids=("x",),

@@ -79,12 +79,14 @@ class Audience(_message.Message):
     def __init__(self, abandoned_within_days: _Optional[int] = ..., lead_ids: _Optional[_Iterable[str]] = ..., lead_statuses: _Optional[_Iterable[str]] = ..., credit_tiers: _Optional[_Iterable[str]] = ..., states: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[str]] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., abandoned_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., abandoned_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., include_converted: _Optional[bool] = ...) -> None: ...
 
 class DripStep(_message.Message):
-    __slots__ = ("template_id", "delay_minutes")
+    __slots__ = ("template_id", "delay_minutes", "template_version")
     TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
     DELAY_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_VERSION_FIELD_NUMBER: _ClassVar[int]
     template_id: str
     delay_minutes: int
-    def __init__(self, template_id: _Optional[str] = ..., delay_minutes: _Optional[int] = ...) -> None: ...
+    template_version: int
+    def __init__(self, template_id: _Optional[str] = ..., delay_minutes: _Optional[int] = ..., template_version: _Optional[int] = ...) -> None: ...
 
 class CampaignStats(_message.Message):
     __slots__ = ("queued_count", "sent_count", "delivered_count", "opened_count", "clicked_count", "bounced_count", "complained_count", "unsubscribed_count", "suppressed_count", "failed_count", "simulated_count", "unknown_count")

@@ -169,9 +169,16 @@ class CampaignServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateCampaign(self, request, context):
-        """Creates a one-off campaign as a draft without sending it (BulkSend with
-        its id sends it). It pins its template's current version. Drip
-        campaigns are not built yet and are refused.
+        """Creates a campaign as a draft without sending it (BulkSend with its id
+        starts it). A one-off campaign pins its template's current version. A
+        drip campaign (kind CAMPAIGN_KIND_DRIP, `steps` instead of
+        `template_id`, filters only) pins each step's: once started it runs
+        until cancelled, enrolling each application abandoned from then on (or
+        within `abandoned_within_days` / since `abandoned_after`) and sending it
+        each step a set delay after the previous one; a lead leaves the sequence
+        when it converts, its application moves on (it reaches a dealer or is
+        decided), its address is suppressed, or after the last step. Quiet
+        hours, the frequency cap and suppression apply to every step.
 
         Errors: INVALID_ARGUMENT (INVALID_CAMPAIGN, one field violation per bad
         field), NOT_FOUND (TEMPLATE_NOT_FOUND).

@@ -26,6 +26,12 @@ class DeliveryFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DELIVERY_FORMAT_UNSPECIFIED: _ClassVar[DeliveryFormat]
     DELIVERY_FORMAT_JSON: _ClassVar[DeliveryFormat]
     DELIVERY_FORMAT_ADF: _ClassVar[DeliveryFormat]
+
+class DeliveryChannel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DELIVERY_CHANNEL_UNSPECIFIED: _ClassVar[DeliveryChannel]
+    DELIVERY_CHANNEL_HTTPS: _ClassVar[DeliveryChannel]
+    DELIVERY_CHANNEL_EMAIL: _ClassVar[DeliveryChannel]
 ENDPOINT_AUTH_TYPE_UNSPECIFIED: EndpointAuthType
 ENDPOINT_AUTH_TYPE_NONE: EndpointAuthType
 ENDPOINT_AUTH_TYPE_BASIC: EndpointAuthType
@@ -33,6 +39,9 @@ ENDPOINT_AUTH_TYPE_HEADER: EndpointAuthType
 DELIVERY_FORMAT_UNSPECIFIED: DeliveryFormat
 DELIVERY_FORMAT_JSON: DeliveryFormat
 DELIVERY_FORMAT_ADF: DeliveryFormat
+DELIVERY_CHANNEL_UNSPECIFIED: DeliveryChannel
+DELIVERY_CHANNEL_HTTPS: DeliveryChannel
+DELIVERY_CHANNEL_EMAIL: DeliveryChannel
 
 class BasicAuth(_message.Message):
     __slots__ = ("username", "password")
@@ -59,7 +68,7 @@ class EndpointAuth(_message.Message):
     def __init__(self, basic: _Optional[_Union[BasicAuth, _Mapping]] = ..., header: _Optional[_Union[HeaderAuth, _Mapping]] = ...) -> None: ...
 
 class Dealer(_message.Message):
-    __slots__ = ("dealer_id", "name", "states", "zip_prefixes", "accepted_tiers", "daily_cap", "priority", "weight", "endpoint_url", "delivery_format", "signing_secret", "signing_secret_set", "active", "create_time", "update_time", "contact_email", "contact_phone", "endpoint_auth", "endpoint_auth_type", "endpoint_auth_header_name")
+    __slots__ = ("dealer_id", "name", "states", "zip_prefixes", "accepted_tiers", "daily_cap", "priority", "weight", "endpoint_url", "delivery_format", "signing_secret", "signing_secret_set", "active", "create_time", "update_time", "contact_email", "contact_phone", "endpoint_auth", "endpoint_auth_type", "endpoint_auth_header_name", "delivery_channel", "intake_email")
     DEALER_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATES_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +89,8 @@ class Dealer(_message.Message):
     ENDPOINT_AUTH_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_AUTH_TYPE_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_AUTH_HEADER_NAME_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    INTAKE_EMAIL_FIELD_NUMBER: _ClassVar[int]
     dealer_id: str
     name: str
     states: _containers.RepeatedScalarFieldContainer[str]
@@ -100,7 +111,9 @@ class Dealer(_message.Message):
     endpoint_auth: EndpointAuth
     endpoint_auth_type: EndpointAuthType
     endpoint_auth_header_name: str
-    def __init__(self, dealer_id: _Optional[str] = ..., name: _Optional[str] = ..., states: _Optional[_Iterable[str]] = ..., zip_prefixes: _Optional[_Iterable[str]] = ..., accepted_tiers: _Optional[_Iterable[str]] = ..., daily_cap: _Optional[int] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., endpoint_url: _Optional[str] = ..., delivery_format: _Optional[_Union[DeliveryFormat, str]] = ..., signing_secret: _Optional[str] = ..., signing_secret_set: _Optional[bool] = ..., active: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., contact_email: _Optional[str] = ..., contact_phone: _Optional[str] = ..., endpoint_auth: _Optional[_Union[EndpointAuth, _Mapping]] = ..., endpoint_auth_type: _Optional[_Union[EndpointAuthType, str]] = ..., endpoint_auth_header_name: _Optional[str] = ...) -> None: ...
+    delivery_channel: DeliveryChannel
+    intake_email: str
+    def __init__(self, dealer_id: _Optional[str] = ..., name: _Optional[str] = ..., states: _Optional[_Iterable[str]] = ..., zip_prefixes: _Optional[_Iterable[str]] = ..., accepted_tiers: _Optional[_Iterable[str]] = ..., daily_cap: _Optional[int] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., endpoint_url: _Optional[str] = ..., delivery_format: _Optional[_Union[DeliveryFormat, str]] = ..., signing_secret: _Optional[str] = ..., signing_secret_set: _Optional[bool] = ..., active: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., contact_email: _Optional[str] = ..., contact_phone: _Optional[str] = ..., endpoint_auth: _Optional[_Union[EndpointAuth, _Mapping]] = ..., endpoint_auth_type: _Optional[_Union[EndpointAuthType, str]] = ..., endpoint_auth_header_name: _Optional[str] = ..., delivery_channel: _Optional[_Union[DeliveryChannel, str]] = ..., intake_email: _Optional[str] = ...) -> None: ...
 
 class CreateDealerRequest(_message.Message):
     __slots__ = ("dealer",)

@@ -69,6 +69,8 @@ class DeliveryState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DELIVERY_STATE_DELIVERED: _ClassVar[DeliveryState]
     DELIVERY_STATE_REJECTED: _ClassVar[DeliveryState]
     DELIVERY_STATE_DEAD_LETTERED: _ClassVar[DeliveryState]
+    DELIVERY_STATE_ACCEPTED: _ClassVar[DeliveryState]
+    DELIVERY_STATE_SIMULATED: _ClassVar[DeliveryState]
 
 class Agent(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -119,6 +121,8 @@ DELIVERY_STATE_RETRYING: DeliveryState
 DELIVERY_STATE_DELIVERED: DeliveryState
 DELIVERY_STATE_REJECTED: DeliveryState
 DELIVERY_STATE_DEAD_LETTERED: DeliveryState
+DELIVERY_STATE_ACCEPTED: DeliveryState
+DELIVERY_STATE_SIMULATED: DeliveryState
 AGENT_UNSPECIFIED: Agent
 AGENT_VISITOR_IDENTIFIER: Agent
 AGENT_CREDIT_CHECK: Agent
