@@ -335,6 +335,7 @@ def build_application(settings: Settings) -> Application:
             bureau_website=settings.credit_bureau_website,
         ),
         copywriter=copywriter,
+        unknown_grace=dt.timedelta(minutes=settings.email_unknown_grace_minutes),
     )
     orchestrator = Orchestrator(
         db,

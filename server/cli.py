@@ -22,11 +22,22 @@ def _settings() -> Settings:
     return Settings()
 
 
+def _without_postgresql_driver(database_url: str) -> None:
+    """A server on SQLite never loads PostgreSQL's driver. peewee imports psycopg2 as it is
+    itself imported (it has no switch), which maps about 6.5 MB of psycopg2's bundled libpq and
+    OpenSSL into the process (issue 9: idle RSS). A `None` in `sys.modules` is Python's own way
+    to make an import fail: set before peewee loads, peewee finds no psycopg2 and leaves its
+    PostgreSQL support off in this process, which has no use for it."""
+    if database_url.startswith("sqlite") and not {"peewee", "psycopg2"} & set(sys.modules):
+        sys.modules["psycopg2"] = None  # type: ignore[assignment]
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings()
+    _without_postgresql_driver(settings.database_url)
     from server.logs import configure_logging
     from server.main import run, serve
 
-    settings = _settings()
     if args.port is not None:
         settings.grpc_port = args.port
     configure_logging(settings.log_level)
@@ -156,6 +167,8 @@ def cmd_dealers_create(args: argparse.Namespace) -> int:
         contact_email=args.contact_email,
         contact_phone=args.contact_phone,
         endpoint_credentials=credentials,
+        delivery_channel=args.channel,
+        intake_email=args.intake_email,
     )
     record, generated = _with_app(lambda app: asyncio.run(app.dealers.create(dealer)))
     print(record.dealer_id)
@@ -200,6 +213,8 @@ def cmd_dealers_update(args: argparse.Namespace) -> int:
         "active": args.active,
         "contact_email": args.contact_email,
         "contact_phone": args.contact_phone,
+        "delivery_channel": args.channel,
+        "intake_email": args.intake_email,
     }
     fields = [k for k, v in changes.items() if v is not None]
     dealer = DealerInput(**{k: v for k, v in changes.items() if v is not None})
@@ -292,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight", type=int, default=1, help="share within its priority (1-100)")
     p.add_argument("--endpoint", default="", help="URL packages are POSTed to")
     p.add_argument("--format", default="json", choices=["json", "adf"])
+    p.add_argument(
+        "--channel",
+        default="https",
+        choices=["https", "email"],
+        help="how packages travel: POSTed to --endpoint, or ADF emailed to --intake-email",
+    )
+    p.add_argument("--intake-email", default="", help="the CRM's lead intake address (email)")
     p.add_argument("--contact-email", default="", help="who at the dealer receives the leads")
     p.add_argument(
         "--contact-phone", default="", help="their phone (an ADF dealer needs an email or a phone)"
@@ -317,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint")
     p.add_argument("--contact-email")
     p.add_argument("--contact-phone")
+    p.add_argument("--channel", choices=["https", "email"])
+    p.add_argument("--intake-email")
     p.add_argument("--active", action=argparse.BooleanOptionalAction, default=None)
     _add_endpoint_auth_arguments(p)
     p.add_argument(
@@ -398,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.fn(args))
     except CclError as e:
         print(f"error: {e.message} ({e.reason})", file=sys.stderr)
+        for v in getattr(e, "violations", ()):  # one line per bad field
+            print(f"  {v.field}: {v.description}", file=sys.stderr)
         return 2
     except ConfigurationError as e:  # refused settings: one line, no traceback
         print(f"error: {e}", file=sys.stderr)

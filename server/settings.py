@@ -215,6 +215,14 @@ class Settings(BaseSettings):
             "campaign and drip step (0: no cap). Transactional mail is not capped."
         ),
     )
+    email_unknown_grace_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "A batch whose hand-over to Mailgun has an unknown outcome and that Mailgun's "
+            "events do not show accepted after this long is queued again."
+        ),
+    )
     drip_enrol_seconds: float = Field(
         default=30.0,
         gt=0,

@@ -106,6 +106,38 @@ def test_dealers_create_list_update(db_url: str) -> None:
     assert missing.returncode == 2 and "DEALER_NOT_FOUND" in missing.stderr
 
 
+def test_dealers_with_an_email_channel(db_url: str) -> None:
+    ccl(db_url, "migrate")
+    created = ccl(
+        db_url,
+        "dealers",
+        "create",
+        "--name",
+        "Mail Motors",
+        "--states",
+        "IL",
+        "--format",
+        "adf",
+        "--channel",
+        "email",
+        "--intake-email",
+        "Leads@CRM.example",
+        "--contact-phone",
+        "(312) 555-0100",
+    )
+    assert created.returncode == 0, created.stderr
+    dealer_id = created.stdout.strip()
+    # An email dealer keeps its intake address: clearing it is refused.
+    cleared = ccl(db_url, "dealers", "update", dealer_id, "--intake-email", "")
+    assert cleared.returncode == 2 and "dealer.intake_email" in cleared.stderr
+    moved = ccl(db_url, "dealers", "update", dealer_id, "--intake-email", "new@crm.example")
+    assert moved.returncode == 0, moved.stderr
+    no_address = ccl(
+        db_url, "dealers", "create", "--name", "No Address", "--states", "IL", "--channel", "email"
+    )
+    assert no_address.returncode == 2 and "INVALID_DEALER" in no_address.stderr
+
+
 def test_deliveries_retry_reports_what_it_queued(db_url: str) -> None:
     ccl(db_url, "migrate")
     result = ccl(db_url, "deliveries", "retry", "--all-failed")

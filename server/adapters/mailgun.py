@@ -219,6 +219,15 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, seconds)
 
 
+class MailgunLookupError(Exception):
+    """Mailgun's events could not be read (no answer, or not a 200 with JSON); the message names
+    the cause, never an address or the key."""
+
+
+# At most this many pages of events per lookup (300 events a page).
+MAX_EVENT_PAGES = 20
+
+
 class MailgunClient:
     """Sends through one Mailgun domain. One client (connection pool) per process."""
 
@@ -240,6 +249,7 @@ class MailgunClient:
         self.domain = domain
         self.base_url = base_url_for_region(base_url)
         self.messages_url = f"{self.base_url}/v3/{quote(domain, safe='')}/messages"
+        self.events_url = f"{self.base_url}/v3/{quote(domain, safe='')}/events"
         self._timeout_seconds = timeout_seconds
         self._max_connections = max_connections
         self._transport = transport
@@ -333,6 +343,62 @@ class MailgunClient:
             may_have_been_sent=status >= 500,
             duration_ms=duration_ms,
         )
+
+    async def accepted_id(
+        self, *, batch_id: str, recipient: str, tag: str, begin: float, end: float
+    ) -> str | None:
+        """Mailgun's message id of the call of our batch `batch_id` if Mailgun accepted it: its
+        `accepted` event for `recipient` (one address of the batch) with `v:ccl_batch` =
+        `batch_id`, between `begin` and `end` (epoch seconds), in the Events API
+        (`GET /v3/<domain>/events`, filtered by event, recipient and tag, oldest first, paged);
+        "" for such an event without a message id. None when there is no such event.
+        MailgunLookupError when the events cannot be read."""
+        http = self._http
+        import httpx  # loaded by now (see `_http`)
+
+        params = {
+            "event": "accepted",
+            "recipient": recipient,
+            "tags": tag,
+            "begin": f"{begin:.3f}",
+            "end": f"{end:.3f}",
+            "ascending": "yes",
+            "limit": "300",
+        }
+        url: str | None = self.events_url
+        query: dict[str, str] | None = params
+        for _ in range(MAX_EVENT_PAGES):
+            if url is None:
+                return None
+            try:
+                response = await http.get(url, params=query)
+            except httpx.HTTPError as e:
+                raise MailgunLookupError(_class(e)) from None
+            if response.status_code != 200:
+                raise MailgunLookupError(f"HTTP {response.status_code}")
+            page = _json_object(response)
+            items = page.get("items")
+            if not isinstance(items, list) or not items:
+                return None
+            for item in items:
+                if not isinstance(item, dict):
+                    continue
+                variables = item.get("user-variables")
+                if isinstance(variables, dict) and variables.get(BATCH_VARIABLE) == batch_id:
+                    message = item.get("message")
+                    headers = message.get("headers") if isinstance(message, dict) else None
+                    found = headers.get("message-id") if isinstance(headers, dict) else None
+                    return normalize_message_id(str(found or ""))
+            paging = page.get("paging")
+            following = paging.get("next") if isinstance(paging, dict) else None
+            # Only pages of our own events URL: the key goes nowhere else.
+            url = (
+                following
+                if isinstance(following, str) and following.startswith(self.events_url)
+                else None
+            )
+            query = None
+        raise MailgunLookupError(f"more than {MAX_EVENT_PAGES} pages of events")
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -1324,6 +1324,34 @@ class CampaignRepository:
         )
         return [(b, c, int(n)) for b, c, n, _ in rows]
 
+    @staticmethod
+    def unknown_to_resolve(
+        settled_before: dt.datetime, limit: int = 20
+    ) -> builtins.list[UnknownBatch]:
+        """Unknown batches recorded before `settled_before`, oldest first, each with when it
+        became unknown, its campaign (None for transactional mail) and one of its addresses
+        (what a lookup in Mailgun's events needs)."""
+        e = m.EmailMessage
+        rows: Any = (
+            e.select(
+                e.batch_id,
+                e.campaign,
+                pw.fn.COUNT(e.id),
+                pw.fn.MIN(e.updated_at).alias("since"),
+                pw.fn.MIN(e.to_email),
+            )
+            .where(e.state == UNKNOWN)
+            .group_by(e.batch_id, e.campaign)
+            .having(pw.fn.MIN(e.updated_at) < settled_before)
+            .order_by(pw.fn.MIN(e.updated_at))
+            .limit(limit)
+            .tuples()
+        )
+        return [
+            UnknownBatch(b, c, int(n), _as_datetime(since), address)
+            for b, c, n, since, address in rows
+        ]
+
     # --- events ---------------------------------------------------------------------------
 
     def apply_event(self, event: MailgunEvent, now: dt.datetime) -> bool:
@@ -1533,6 +1561,20 @@ def _recipient(
         vehicle_model=row["vehicle_model"] or "",
         dealer_name=row["dealer_name"] or "",
     )
+
+
+@dataclass(frozen=True)
+class UnknownBatch:
+    batch_id: str
+    campaign_id: str | None
+    messages: int
+    since: dt.datetime  # when it became unknown
+    address: str = field(repr=False)
+
+
+def _as_datetime(value: Any) -> dt.datetime:
+    """A datetime an aggregate returned (SQLite answers its text)."""
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
 
 
 @dataclass(frozen=True)

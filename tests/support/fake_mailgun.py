@@ -12,6 +12,10 @@ Checks, as Mailgun makes them: HTTP Basic `api:<key>` (401 otherwise), the domai
 `recipient-variables`, when there are several recipients or when given, a JSON object with an
 entry for every `to` (400). Accepted calls answer `{"id": "<...@domain>", "message": "Queued.
 Thank you."}`.
+
+`GET /v3/<domain>/events` lists an `accepted` event per recipient of each accepted call (with its
+`v:` variables substituted, its tags and Mailgun's message id), filtered by `event`,
+`recipient`, `tags`, `begin` and `end`, paged by `limit` and `paging.next`.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from server.domain.email import sign_webhook
 
@@ -48,6 +52,7 @@ class MailgunCall:
     fields: tuple[tuple[str, str], ...]
     message_id: str  # as answered, with angle brackets
     headers: Mapping[str, str]
+    accepted_at: float = 0.0  # epoch seconds
 
     def get(self, name: str, default: str | None = None) -> str | None:
         for key, value in self.fields:
@@ -264,10 +269,56 @@ class FakeMailgun:
                 reply = _Reply(0, {}, hang=True)
             message_id = f"<{time.strftime('%Y%m%d%H%M%S')}.{next(self._ids):08d}@{self.domain}>"
             if accept:
-                self.calls.append(MailgunCall(path, tuple(fields), message_id, dict(headers)))
+                self.calls.append(
+                    MailgunCall(path, tuple(fields), message_id, dict(headers), time.time())
+                )
             if reply is None:
                 reply = _Reply(200, {"id": message_id, "message": "Queued. Thank you."})
             return reply, latency
+
+    def _events(self, path: str, headers: Mapping[str, str]) -> _Reply:
+        """`GET /v3/<domain>/events`: an `accepted` event per recipient of each accepted call,
+        filtered as Mailgun filters them (`event`, `recipient`, `tags`, `begin`/`end` in epoch
+        seconds), oldest first, `limit` (at most 300) a page, `paging.next` to the next page
+        (empty `items` after the last)."""
+        if not _authorized(headers.get("authorization", ""), self.api_key):
+            return _Reply(401, {"message": "Forbidden"})
+        route, _, query = path.partition("?")
+        if route != f"/v3/{self.domain}/events":
+            return _Reply(404, {"message": "Domain not found"})
+        q = dict(parse_qsl(query))
+        limit = min(300, int(q.get("limit", "100")))
+        offset = int(q.get("offset", "0"))
+        begin, end = float(q.get("begin", "0")), float(q.get("end", "1e12"))
+        items = []
+        with self._lock:
+            calls = list(self.calls)
+        if q.get("event", "accepted") == "accepted":
+            for call in calls:
+                if not begin <= call.accepted_at <= end:
+                    continue
+                if "tags" in q and q["tags"] not in call.getall("o:tag"):
+                    continue
+                for address in call.to:
+                    if "recipient" in q and q["recipient"] != address:
+                        continue
+                    variables = {
+                        k[2:]: call.rendered(k, address) for k, _ in call.fields if k[:2] == "v:"
+                    }
+                    items.append(
+                        {
+                            "event": "accepted",
+                            "timestamp": call.accepted_at,
+                            "recipient": address,
+                            "tags": call.getall("o:tag"),
+                            "user-variables": variables,
+                            "message": {"headers": {"message-id": call.message_id.strip("<>")}},
+                        }
+                    )
+        page = items[offset : offset + limit]
+        rest = {k: v for k, v in q.items() if k != "offset"}
+        following = urlencode({**rest, "offset": str(offset + len(page))})
+        return _Reply(200, {"items": page, "paging": {"next": f"{self.url}{route}?{following}"}})
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -297,6 +348,19 @@ class FakeMailgun:
                     self.send_header("Content-Length", str(len(payload)))
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+
+            def do_GET(self) -> None:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                reply = fake._events(self.path, headers)
+                with fake._lock:
+                    fake.attempts.append((reply.status, self.path))
+                payload = json.dumps(reply.body).encode()
+                with suppress(OSError):
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
 

@@ -56,8 +56,13 @@ quiet hours, the frequency cap and marketing unsubscribes, but never go to an ad
 hard or complained (failed, with the reason). Without `notices` (no details configured) they are
 not sent.
 
-Not handled here: resolving `unknown` batches (the webhook's events do it, and
-`resolve_unknown_batch` is there for an operator).
+Unknown batches (the call may have been accepted: a timeout, a 5xx, a worker that died during it)
+are settled by Mailgun's webhook events when they come; without them (no webhook configured, or
+a batch no event names), `resolve_unknown` (each `unknown_check_seconds` of the loop) asks
+Mailgun's Events API about each batch unknown for `unknown_after`: an `accepted` event of the
+batch (by tag, one of its recipients and `v:ccl_batch`) settles it as sent; none after
+`unknown_grace` (Mailgun lists an accepted message within seconds, and keeps events for days)
+queues it again, the only resend, and only of what Mailgun never took.
 
 The company's details and links come from a `SenderDetails` (the services' `Sender` fits it):
 agents do not import services.
@@ -73,7 +78,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from server.adapters.mailgun import Form, MailgunClient, batch_form
+from server.adapters.mailgun import Form, MailgunClient, MailgunLookupError, batch_form
 from server.adapters.openai_copy import CopySubject
 from server.domain.campaigns import (
     MARKETING_CAP,
@@ -122,6 +127,8 @@ log = logging.getLogger(__name__)
 # states' others during the day, so a send at 08:00 there is 07:00 on the west coast at worst.
 DEFAULT_TIME_ZONE = "America/Chicago"
 LEAD_GONE = "the lead no longer exists"
+# Mailgun's tag of the adverse-action notices (a campaign's batches carry the campaign id).
+ADVERSE_ACTION_TAG = "adverse-action"
 
 
 @dataclass(frozen=True)
@@ -265,6 +272,9 @@ class EmailDispatcher:
         notices: NoticeDetails | None = None,
         copywriter: Copywriter | None = None,
         copy_deadline_seconds: float = 10.0,
+        unknown_after: dt.timedelta = dt.timedelta(minutes=2),
+        unknown_grace: dt.timedelta = dt.timedelta(hours=1),
+        unknown_check_seconds: float = 60.0,
     ) -> None:
         if not unsubscribe_keys:
             raise ValueError("at least one unsubscribe key is needed")
@@ -298,6 +308,11 @@ class EmailDispatcher:
         self._notice_details = notices
         self._copywriter = copywriter
         self._copy_deadline = copy_deadline_seconds
+        self._unknown_after = unknown_after
+        self._unknown_grace = unknown_grace
+        self._unknown_check_seconds = unknown_check_seconds
+        self._unknown_checked: float | None = None
+        self._monotonic = monotonic
         self._bucket = _TokenBucket(
             rate_per_second, max(rate_per_second, float(batch_size)), monotonic
         )
@@ -601,7 +616,7 @@ class EmailDispatcher:
                 text=email.text,
                 html=email.html,
                 message_id=notice.message_id,
-                tag="adverse-action",
+                tag=ADVERSE_ACTION_TAG,
                 test_mode=self._test_mode,
             )
 
@@ -644,6 +659,48 @@ class EmailDispatcher:
         await self._db.run(campaigns.record_batch_failed, batch_id, reason, now)
         return "failed"
 
+    # --- unknown batches ------------------------------------------------------------------
+
+    async def resolve_unknown(self, limit: int = 20) -> dict[str, str]:
+        """Looks up Mailgun's events for up to `limit` batches unknown for `unknown_after` (see
+        the module docstring): batch id -> `sent`, `requeued` or `waiting` (no event yet, or
+        the events could not be read)."""
+        if self._client is None:
+            return {}
+        now = self._clock()
+        batches = await self._db.run(
+            self._campaigns.unknown_to_resolve, now - self._unknown_after, limit
+        )
+        out: dict[str, str] = {}
+        for batch in batches:
+            since = batch.since.replace(tzinfo=dt.UTC).timestamp()
+            try:
+                provider_id = await self._client.accepted_id(
+                    batch_id=batch.batch_id,
+                    recipient=batch.address,
+                    tag=batch.campaign_id or ADVERSE_ACTION_TAG,
+                    # The call started at most a lease before it was recorded unknown.
+                    begin=since - self._lease.total_seconds() - 60,
+                    end=now.replace(tzinfo=dt.UTC).timestamp() + 60,
+                )
+            except MailgunLookupError as e:
+                log.warning("unknown batch %s: Mailgun's events unreadable (%s)", batch.batch_id, e)
+                out[batch.batch_id] = "waiting"
+                continue
+            if provider_id is not None:
+                await self._db.run(
+                    self._campaigns.resolve_unknown_batch, batch.batch_id, True, provider_id, now
+                )
+                out[batch.batch_id] = "sent"
+            elif batch.since <= now - self._unknown_grace:
+                await self._db.run(
+                    self._campaigns.resolve_unknown_batch, batch.batch_id, False, "", now
+                )
+                out[batch.batch_id] = "requeued"
+            else:
+                out[batch.batch_id] = "waiting"
+        return out
+
     # --- the loop ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -656,6 +713,13 @@ class EmailDispatcher:
                 return
             try:
                 await self._db.run(self._campaigns.expire_sending, self._clock())
+                at = self._monotonic()
+                if (
+                    self._unknown_checked is None
+                    or at - self._unknown_checked >= self._unknown_check_seconds
+                ):
+                    self._unknown_checked = at
+                    await self.resolve_unknown()
                 await self.send_notices()
                 if self.hooks is not None:
                     await self.hooks.tick()

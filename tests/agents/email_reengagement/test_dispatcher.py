@@ -22,6 +22,7 @@ from server.domain.campaigns import (
     sign_unsubscribe,
     verify_unsubscribe,
 )
+from server.domain.clock import utcnow
 from server.domain.templates import (
     RecipientContext,
     TemplateSpec,
@@ -483,4 +484,59 @@ async def test_a_template_stored_before_the_batch_rules_fails_its_batch_unsent(
     assert "template.subject" in report.reason
     assert {r.state for r in _messages(campaign_id).values()} == {"failed"}
     assert not mailgun.attempts
+    _stop(campaigns, campaign_id)
+
+
+async def test_an_unknown_batch_mailgun_took_is_settled_from_its_events(
+    application: Application,
+    campaigns: CampaignRepository,
+    templates: TemplateRepository,
+    client: MailgunClient,
+    mailgun: FakeMailgun,
+) -> None:
+    """No webhook: Mailgun's Events API shows the batch accepted, so it is sent, never again."""
+    campaign_id = _campaign(campaigns, templates, _leads(application, 4))
+    now = utcnow()  # the fake's events carry real times
+    clock = Clock(now)
+    dispatcher = _dispatcher(application, campaigns, templates, client, clock, quiet_hours=False)
+    mailgun.fail(1, 503, accepted=True)
+    report = await dispatcher.run_once()
+    assert report is not None and report.outcome == "unknown"
+    # (Earlier tests' unknown batches are resolved too: only this one's outcome is checked.)
+    assert report.batch_id not in await dispatcher.resolve_unknown(), "events take a moment"
+    clock.at = now + dt.timedelta(minutes=3)
+    assert (await dispatcher.resolve_unknown())[report.batch_id] == "sent"
+    rows = _messages(campaign_id).values()
+    assert {r.state for r in rows} == {"sent"}
+    assert {r.provider_message_id for r in rows} == {mailgun.calls[0].message_id.strip("<>")}
+    clock.at = now + dt.timedelta(days=1)
+    assert await dispatcher.run_once() is None
+    assert set(mailgun.recipient_counts().values()) == {1}
+    _stop(campaigns, campaign_id)
+
+
+async def test_an_unknown_batch_mailgun_never_took_is_sent_once_after_the_grace(
+    application: Application,
+    campaigns: CampaignRepository,
+    templates: TemplateRepository,
+    client: MailgunClient,
+    mailgun: FakeMailgun,
+) -> None:
+    campaign_id = _campaign(campaigns, templates, _leads(application, 3))
+    now = utcnow()
+    clock = Clock(now)
+    dispatcher = _dispatcher(application, campaigns, templates, client, clock, quiet_hours=False)
+    mailgun.fail(1, 502, accepted=False)
+    report = await dispatcher.run_once()
+    assert report is not None and report.outcome == "unknown"
+    clock.at = now + dt.timedelta(minutes=30)
+    assert (await dispatcher.resolve_unknown())[report.batch_id] == "waiting"
+    assert mailgun.calls == []
+    clock.at = now + dt.timedelta(hours=1, minutes=1)
+    assert (await dispatcher.resolve_unknown())[report.batch_id] == "requeued"
+    resent = await dispatcher.run_once()
+    assert resent is not None and resent.outcome == "sent"
+    counts = mailgun.recipient_counts()
+    assert len(counts) == 3 and set(counts.values()) == {1}
+    assert any("/events?" in path for _, path in mailgun.attempts), "it asked Mailgun first"
     _stop(campaigns, campaign_id)
