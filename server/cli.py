@@ -414,7 +414,6 @@ def _add_endpoint_auth_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from server.app import ConfigurationError
     from server.errors import CclError
 
     args = build_parser().parse_args(argv)
@@ -425,8 +424,14 @@ def main(argv: list[str] | None = None) -> int:
         for v in getattr(e, "violations", ()):  # one line per bad field
             print(f"  {v.field}: {v.description}", file=sys.stderr)
         return 2
-    except ConfigurationError as e:  # refused settings: one line, no traceback
-        print(f"error: {e}", file=sys.stderr)
+    except Exception as e:
+        # Imported only now: `server.app` loads peewee, which `cmd_serve` must load after
+        # choosing the database drivers (`_without_postgresql_driver`).
+        from server.app import ConfigurationError
+
+        if not isinstance(e, ConfigurationError):
+            raise
+        print(f"error: {e}", file=sys.stderr)  # refused settings: one line, no traceback
         return 2
 
 

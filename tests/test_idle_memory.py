@@ -13,9 +13,18 @@ when a feature is used stay out of a freshly built server, in a fresh interprete
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from support.backends import database_url
+from support.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,32 +66,52 @@ def test_idle_server_does_not_import_httpx(tmp_path: Path) -> None:
     assert imported_by_idle_server(tmp_path, DEFERRED_LATER) == []
 
 
-# `ccl serve`'s start on a given database URL: the PostgreSQL driver kept out on SQLite, then the
-# server built and a query run; prints whether psycopg2 got loaded.
-SERVE_PROBE = """
-import json, sys
-from server.cli import _without_postgresql_driver
-_without_postgresql_driver(sys.argv[1])
-import server.main
-from server.app import build_application
-from server.settings import Settings
-from server.storage.migrate import apply_migrations
-
-app = build_application(Settings(database_url=sys.argv[1], data_keys=sys.argv[2]))
-apply_migrations(app.db.db)
-app.db.db.execute_sql("SELECT COUNT(*) FROM lead").fetchone()
-app.close()
-print(json.dumps(sys.modules.get("psycopg2") is not None))
-"""
+def _maps_of_a_running_server(tmp_path: Path, database_url: str) -> str:
+    """`/proc/<pid>/maps` of a real `ccl serve` once it answers health checks."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CCL_DATA_KEYS": "A" * 43 + "=",
+        "CCL_GRPC_PORT": str(port),
+        "CCL_SHUTDOWN_DRAIN_DELAY_SECONDS": "0",
+    }
+    ccl = str(Path(sys.executable).with_name("ccl"))
+    process = subprocess.Popen(
+        [ccl, "serve", "--migrate"], env=env, cwd=tmp_path, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 60  # a hang guard, not a timing
+        while True:
+            try:
+                with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                    reply = health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(), timeout=1
+                    )
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    break
+            except grpc.RpcError:
+                pass
+            assert process.poll() is None, "ccl serve exited"
+            assert time.monotonic() < deadline, "ccl serve did not come up"
+            time.sleep(0.1)
+        return Path(f"/proc/{process.pid}/maps").read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def test_a_sqlite_server_never_loads_the_postgresql_driver(tmp_path: Path) -> None:
-    key = "A" * 43 + "="
-    out = subprocess.run(
-        [sys.executable, "-c", SERVE_PROBE, f"sqlite:///{tmp_path}/serve.db", key],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert json.loads(out.stdout.strip().splitlines()[-1]) is False
+    maps = _maps_of_a_running_server(tmp_path, f"sqlite:///{tmp_path}/serve.db")
+    assert "_sqlite3" in maps, "the probe sees the server's libraries"
+    assert "psycopg2" not in maps
+
+
+def test_a_postgresql_server_loads_its_driver(tmp_path: Path) -> None:
+    with database_url("postgresql", tmp_path) as url:
+        maps = _maps_of_a_running_server(tmp_path, url)
+    assert "psycopg2" in maps

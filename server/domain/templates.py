@@ -506,6 +506,17 @@ class BatchRendering:
         """Subject, HTML and text, placeholders included."""
         return self.subject, self.html, self.text
 
+    @functools.cached_property
+    def placeholders(self) -> frozenset[str]:
+        """The recipient variables its parts print (`first_name`, `first_name_html`, ...)."""
+        return frozenset(m.group(1) for part in self.parts() for m in _PLACEHOLDER.finditer(part))
+
+    def used(self, variables: Mapping[str, str]) -> dict[str, str]:
+        """Those of a recipient's `variables` that its parts print: all Mailgun needs in
+        `recipient-variables` (a campaign's batch form shrinks by what its template ignores)."""
+        wanted = self.placeholders
+        return {k: v for k, v in variables.items() if k in wanted}
+
     def personalise(self, variables: Mapping[str, str]) -> RenderedEmail:
         """The message one recipient gets (what Mailgun makes of it), subject length checked."""
         return RenderedEmail(

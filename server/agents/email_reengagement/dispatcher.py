@@ -518,7 +518,7 @@ class EmailDispatcher:
                     address=message.address,
                     message_id=message.message_id,
                     unsubscribe_url=variables["unsubscribe_url"],
-                    variables=variables,
+                    variables=rendering.used(variables),
                 )
             )
             if capped:
@@ -536,7 +536,9 @@ class EmailDispatcher:
         template prints the opening line; {} otherwise, or when it fails."""
         if self._copywriter is None:
             return {}
-        if not any("%recipient.opening_line" in part for part in rendering.parts()):
+        from server.domain.templates import HTML_SUFFIX
+
+        if not {"opening_line", "opening_line" + HTML_SUFFIX} & rendering.placeholders:
             return {}
         subjects = [
             CopySubject(
