@@ -7,7 +7,9 @@ when a feature is used stay out of a freshly built server, in a fresh interprete
 - phonenumbers and email-validator (about 1 MB), loaded by the first validation;
 - httpx (about 6 MB, with click, rich and pygments from its command line), loaded by the first
   dealer delivery, FlexPath call or dealer endpoint check;
-- psycopg2 (about 6.5 MB of bundled libraries), never loaded by `ccl serve` on SQLite.
+- psycopg2 (about 6.5 MB of bundled libraries), never loaded by `ccl serve` on SQLite;
+- peewee-migrate (about 6 MB with the unittest.mock it imports), loaded only to migrate (`ccl
+  serve --migrate` migrates in a child process), and playhouse.db_url (every peewee backend).
 """
 
 from __future__ import annotations
@@ -41,7 +43,15 @@ app.close()
 print(json.dumps([name for name in sys.argv[3:] if name in sys.modules]))
 """
 
-DEFERRED = ["lxml", "cryptography", "phonenumbers", "email_validator"]
+DEFERRED = [
+    "lxml",
+    "cryptography",
+    "phonenumbers",
+    "email_validator",
+    "peewee_migrate",  # about 6 MB with unittest.mock: only to migrate
+    "unittest",
+    "playhouse.db_url",  # every peewee backend: about 1 MB
+]
 DEFERRED_LATER = ["httpx", "click", "rich", "pygments"]
 
 
