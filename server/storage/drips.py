@@ -36,6 +36,7 @@ from server.storage.campaigns import (
     EMAIL_CONSENT_KIND,
     QUEUED,
     CampaignRecord,
+    _as_datetime,
     _audience_condition,
     _campaign,
     _naive,
@@ -378,9 +379,5 @@ class DripRepository:
             )
             for address, at in rows:
                 if at is not None:
-                    out[address] = at if isinstance(at, dt.datetime) else _parse(at)
+                    out[address] = _as_datetime(at)
         return out
-
-
-def _parse(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(str(value))

@@ -420,25 +420,31 @@ class EmailDispatcher:
         result: SendResult,
         report: Callable[[str, str], DispatchReport],
     ) -> DispatchReport:
+        attempts = max((m.attempts for m in batch.messages), default=0)
+        return report(*await self._settle(batch.batch_id, attempts, result))
+
+    async def _settle(self, batch_id: str, attempts: int, result: SendResult) -> tuple[str, str]:
+        """Records Mailgun's answer for a batch (its messages tried `attempts` times before):
+        (outcome, reason) with outcome `sent`, `unknown`, `retry` (queued again after the larger
+        of `Retry-After` and an exponential back-off) or `failed`."""
         now = self._clock()
-        campaigns, batch_id = self._campaigns, batch.batch_id
+        campaigns = self._campaigns
         if result.outcome is SendOutcome.SENT:
             await self._db.run(campaigns.record_batch_sent, batch_id, result.provider_id, now)
-            return report("sent", "")
+            return "sent", ""
         reason = result.reason or f"HTTP {result.status_code}"
         if result.may_have_been_sent:
             await self._db.run(campaigns.record_batch_unknown, batch_id, reason, now)
-            return report("unknown", reason)
+            return "unknown", reason
         if result.outcome is SendOutcome.RETRY:
-            attempts = max((m.attempts for m in batch.messages), default=0)
             delay = min(self._retry_max, self._retry_base * 2 ** min(attempts, 30))
             if result.retry_after is not None:
                 delay = max(delay, min(result.retry_after, self._retry_max))
             due = now + dt.timedelta(seconds=delay)
             await self._db.run(campaigns.release_batch_for_retry, batch_id, due, reason, now)
-            return report("retry", reason)
+            return "retry", reason
         await self._db.run(campaigns.record_batch_failed, batch_id, reason, now)
-        return report("failed", reason)
+        return "failed", reason
 
     async def _fail_all(self, batch: ClaimedBatch, reason: str) -> DispatchReport:
         ids = [m.message_id for m in batch.messages]
@@ -637,29 +643,8 @@ class EmailDispatcher:
         except Exception as e:  # an unexpected failure mid-call: it may have gone out
             log.exception("adverse-action notice %s: the send failed", notice.message_id)
             result = SendResult(SendOutcome.RETRY, reason=type(e).__name__, may_have_been_sent=True)
-        report = await self._record_one(batch_id, notice.attempts, result)
-        return report
-
-    async def _record_one(self, batch_id: str, attempts: int, result: SendResult) -> str:
-        """`_record` for a batch of one."""
-        now = self._clock()
-        campaigns = self._campaigns
-        if result.outcome is SendOutcome.SENT:
-            await self._db.run(campaigns.record_batch_sent, batch_id, result.provider_id, now)
-            return "sent"
-        reason = result.reason or f"HTTP {result.status_code}"
-        if result.may_have_been_sent:
-            await self._db.run(campaigns.record_batch_unknown, batch_id, reason, now)
-            return "unknown"
-        if result.outcome is SendOutcome.RETRY:
-            delay = min(self._retry_max, self._retry_base * 2 ** min(attempts, 30))
-            if result.retry_after is not None:
-                delay = max(delay, min(result.retry_after, self._retry_max))
-            due = now + dt.timedelta(seconds=delay)
-            await self._db.run(campaigns.release_batch_for_retry, batch_id, due, reason, now)
-            return "retry"
-        await self._db.run(campaigns.record_batch_failed, batch_id, reason, now)
-        return "failed"
+        outcome, _ = await self._settle(batch_id, notice.attempts, result)
+        return outcome
 
     # --- unknown batches ------------------------------------------------------------------
 
