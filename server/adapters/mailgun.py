@@ -1,6 +1,6 @@
 """Mailgun client: batch and single sends over Mailgun's HTTP API, classified for the outbox.
 
-One call is `POST {base_url}/v3/{domain}/messages`, an urlencoded form, HTTP Basic `api:<key>`
+One call is `POST {base_url}/v3/{domain}/messages`, a multipart form, HTTP Basic `api:<key>`
 (https://documentation.mailgun.com/docs/mailgun/user-manual/sending-messages). The base URL is the
 region's: `US_BASE_URL`, `EU_BASE_URL` (a domain lives in one region), or a test server's.
 
@@ -22,15 +22,15 @@ API key: an exception is recorded by its class name, an answer's message with ad
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import email.utils
 import json
 import logging
+import secrets
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from server.domain.email import (
     BATCH_VARIABLE,
@@ -172,6 +172,35 @@ def message_form(message: PlainMessage) -> Form:
     return form + options
 
 
+def multipart_body(form: Form) -> tuple[bytes, str]:
+    """`form` as a multipart/form-data body (RFC 7578), and its Content-Type: each field a part
+    with its name and its value's UTF-8 bytes as they are, between boundaries no value holds."""
+    encoded = [(name.encode(), value.encode()) for name, value in form]
+    for name, _ in encoded:
+        if any(c in name for c in b'"\r\n'):
+            raise ValueError(f"a form field name cannot hold quotes or line breaks: {name!r}")
+    while True:
+        boundary = secrets.token_hex(16).encode()
+        if not any(boundary in value for _, value in encoded):
+            break
+    dash = b"--" + boundary
+    parts = [
+        b"".join(
+            (
+                dash,
+                b'\r\nContent-Disposition: form-data; name="',
+                name,
+                b'"\r\n\r\n',
+                value,
+                b"\r\n",
+            )
+        )
+        for name, value in encoded
+    ]
+    parts.append(dash + b"--\r\n")
+    return b"".join(parts), "multipart/form-data; boundary=" + boundary.decode()
+
+
 def _custom_variables(variables: Mapping[str, str]) -> Form:
     out: Form = []
     for key, value in variables.items():
@@ -291,13 +320,10 @@ class MailgunClient:
         http = self._http
         import httpx  # loaded by now (see `_http`)
 
-        # A batch's form is about half a megabyte: encoding it is CPU work that would otherwise
-        # hold the event loop (a fifth of a campaign's CPU on SQLite, issue 10's bench).
-        body = (await asyncio.to_thread(urlencode, form)).encode()
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Accept": "application/json",
-        }
+        # multipart/form-data (what Mailgun's own examples send): a batch's half a megabyte of
+        # form goes as it is, where url-encoding it cost about 25 ms of CPU per batch.
+        body, content_type = multipart_body(form)
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
         start = time.perf_counter()
         try:
             response = await http.post(self.messages_url, content=body, headers=headers)

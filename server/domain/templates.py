@@ -42,7 +42,7 @@ import hashlib
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import jinja2
@@ -144,13 +144,20 @@ class RecipientContext:
         """The template's variables (`VARIABLES`), all strings. The recipient's own values
         (`RECIPIENT_VARIABLES`) are on one line: runs of white space become one space, and none
         leads or trails (the same values `recipient_variables` hands to Mailgun)."""
-        values = {k: v for k, v in asdict(self).items() if isinstance(v, str)}
+        # Its text fields read directly: `asdict` deep-copies, a tenth of a campaign's CPU.
+        values = {name: getattr(self, name) for name in _text_fields()}
         values["vehicle_year"] = str(self.vehicle_year) if self.vehicle_year else ""
         values["vehicle"] = self.vehicle
         values["opening_line"] = self.opening_line or default_opening_line(self.vehicle)
         for name in RECIPIENT_VARIABLES:
             values[name] = _collapse(values[name])
         return values
+
+
+@functools.cache
+def _text_fields() -> tuple[str, ...]:
+    """`RecipientContext`'s fields that hold text (all but `vehicle_year`)."""
+    return tuple(f.name for f in fields(RecipientContext) if f.type in ("str", str))
 
 
 def default_opening_line(vehicle: str) -> str:

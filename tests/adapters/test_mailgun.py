@@ -416,3 +416,26 @@ async def test_no_address_or_key_in_reasons_or_logs(
         assert key not in text
         assert mailgun.api_key not in text
     assert "mailgun batch batch-1 rejected" in caplog.text
+
+
+def test_the_multipart_form_carries_every_value_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.adapters import mailgun as adapter
+    from support.fake_mailgun import _parse_form
+
+    form = [
+        ("to", "a@example.com"),
+        ("to", "b@example.com"),
+        ("text", "line one\r\nline two\n--not a boundary\n"),
+        ("html", "<p>Ünïcödé — ✓</p>"),
+        ("recipient-variables", json.dumps({"a@example.com": {"x": "%recipient.y%"}})),
+        ("v:empty", ""),
+        ("clash", "0" * 32),
+    ]
+    # The first boundary drawn appears in a value: another is drawn.
+    drawn = iter(["0" * 32, "f" * 32])
+    monkeypatch.setattr(adapter.secrets, "token_hex", lambda n: next(drawn))
+    body, content_type = adapter.multipart_body(form)
+    assert content_type == "multipart/form-data; boundary=" + "f" * 32
+    assert _parse_form(content_type, body) == form
+    with pytest.raises(ValueError):
+        adapter.multipart_body([('bad"name', "x")])

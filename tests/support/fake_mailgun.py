@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import base64
 import collections
-import email.parser
-import email.policy
 import itertools
 import json
+import re
 import secrets
 import threading
 import time
@@ -397,20 +396,33 @@ def _parse_form(content_type: str, body: bytes) -> list[tuple[str, str]]:
     if kind == "application/x-www-form-urlencoded":
         return parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
     if kind == "multipart/form-data":
-        head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-        if not message.is_multipart():
-            raise ValueError("not multipart")
-        fields = []
-        for part in message.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            if not isinstance(name, str):
-                raise ValueError("a part without a name")
-            payload = part.get_payload(decode=True)
-            text = payload.decode() if isinstance(payload, bytes) else str(payload)
-            fields.append((name, text))
-        return fields
+        return _parse_multipart(content_type, body)
     raise ValueError("unsupported content type")
+
+
+_DISPOSITION_NAME = re.compile(rb'form-data;[^\r\n]*?\bname="([^"]*)"', re.IGNORECASE)
+
+
+def _parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str]]:
+    """The fields of a multipart/form-data body (RFC 7578), their bytes exactly as sent: split
+    on the boundary, each part's headers from its body at the first blank line."""
+    boundary = re.search(r'boundary="?([^";]+)"?', content_type)
+    if boundary is None:
+        raise ValueError("multipart without a boundary")
+    dash = b"--" + boundary.group(1).encode()
+    chunks = body.split(dash)
+    if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
+        raise ValueError("not a complete multipart body")
+    fields = []
+    for chunk in chunks[1:-1]:
+        if not chunk.startswith(b"\r\n") or not chunk.endswith(b"\r\n"):
+            raise ValueError("a malformed part")
+        headers, sep, value = chunk[2:-2].partition(b"\r\n\r\n")
+        name = _DISPOSITION_NAME.search(headers)
+        if not sep or name is None:
+            raise ValueError("a part without a name")
+        fields.append((name.group(1).decode(), value.decode()))
+    return fields
 
 
 # --- webhooks ---------------------------------------------------------------------------------
