@@ -286,3 +286,54 @@ def test_campaign_errors(http: httpx.Client, admin: dict[str, str]) -> None:
     assert r.status_code == 409 and reason(r) == "IDEMPOTENCY_KEY_REUSED"
     r = http.post("/api/email-campaigns/bulk-send", json={})
     assert r.status_code == 401 and reason(r) == "API_KEY_MISSING"
+
+
+def test_drip_campaigns_through_envoy(http: httpx.Client, admin: dict[str, str]) -> None:
+    """A drip's errors through Envoy (one violation per bad step field; an unknown step
+    template), and a valid one started: running, each step's template version pinned."""
+    bad = {
+        "name": "Bad drip",
+        "kind": "CAMPAIGN_KIND_DRIP",
+        "template_id": "not-for-a-drip",
+        "steps": [{"template_id": "", "delay_minutes": -5}],
+    }
+    r = http.post("/api/email-campaigns", json=bad, headers=admin)
+    assert r.status_code == 400 and reason(r) == "INVALID_CAMPAIGN"
+    fields = sorted(
+        v["field"]
+        for d in r.json()["details"]
+        for v in d.get("fieldViolations", d.get("field_violations", []))
+    )
+    assert fields == [
+        "campaign.steps[0].delay_minutes",
+        "campaign.steps[0].template_id",
+        "campaign.template_id",
+    ]
+    unknown = {
+        "name": "Unknown step",
+        "kind": "CAMPAIGN_KIND_DRIP",
+        "steps": [{"template_id": str(uuid.uuid4()), "delay_minutes": 60}],
+    }
+    r = http.post("/api/email-campaigns", json=unknown, headers=admin)
+    assert r.status_code == 404 and reason(r) == "TEMPLATE_NOT_FOUND"
+    template = http.post("/api/email-templates", json=TEMPLATE, headers=admin).json()["template"]
+    drip = {
+        "name": "Come back",
+        "kind": "CAMPAIGN_KIND_DRIP",
+        "steps": [
+            {"template_id": template["template_id"], "delay_minutes": 60},
+            {"template_id": template["template_id"], "delay_minutes": 1380},
+        ],
+        "audience": {"states": ["WY"]},
+    }
+    r = http.post(
+        "/api/email-campaigns/bulk-send",
+        json={"idempotency_key": f"drip-{uuid.uuid4().hex}", "campaign": drip},
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+    campaign = r.json()["campaign"]
+    assert campaign["state"] == "CAMPAIGN_STATE_SENDING"
+    assert [s["template_version"] for s in campaign["steps"]] == [1, 1]
+    r = http.post(f"/api/email-campaigns/{campaign['campaign_id']}:cancel", headers=admin)
+    assert r.status_code == 200 and r.json()["campaign"]["state"] == "CAMPAIGN_STATE_CANCELLED"
