@@ -28,13 +28,16 @@ from typing import Any, cast
 
 import peewee as pw
 
-from server.domain.campaigns import Audience, CampaignState, DripStep, due_times
+from server.domain.campaigns import Audience, CampaignState, DripStep, MessageKind, due_times
 from server.storage import models as m
 from server.storage.campaigns import (
     ABANDONED_STATUSES,
+    BOUNCED,
     CONVERTED_STATUSES,
     EMAIL_CONSENT_KIND,
     QUEUED,
+    SENT,
+    SIMULATED,
     CampaignRecord,
     _as_datetime,
     _audience_condition,
@@ -59,7 +62,7 @@ ACTIVE, EXITED = "active", "exited"
 # `enrol` looks this far behind its last look: a lead that moved just before it may commit after.
 ENROL_MARGIN = dt.timedelta(minutes=5)
 # Counted every sent message: their states that mean it went (or would have, simulated).
-_WENT = ("sent", "bounced", "simulated")
+_WENT = (SENT, BOUNCED, SIMULATED)
 
 
 @dataclass(frozen=True)
@@ -311,7 +314,7 @@ class DripRepository:
                         "lead": due.lead_id,
                         "template": step.template_id,
                         "template_version": step.template_version,
-                        "kind": "marketing",
+                        "kind": MessageKind.MARKETING.value,
                         "step_index": due.next_step,
                         "to_email": due.address,
                         "state": QUEUED,
@@ -371,7 +374,7 @@ class DripRepository:
                 .where(
                     e.to_email.in_(wanted[i : i + 1000])
                     & (e.sent_at >= since)
-                    & (e.kind == "marketing")
+                    & (e.kind == MessageKind.MARKETING.value)
                     & e.state.in_(_WENT)
                 )
                 .group_by(e.to_email)

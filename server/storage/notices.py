@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from server.domain.campaigns import SuppressionReason
+from server.domain.campaigns import MessageKind, SuppressionReason
 from server.domain.leads import AgentName
 from server.storage import models as m
 from server.storage.campaigns import QUEUED, _due_messages
@@ -29,7 +29,7 @@ from server.storage.leads import append_activity_batches
 
 __all__ = ["ADVERSE_ACTION", "ClaimedNotice", "NoticeRepository", "notice_id"]
 
-TRANSACTIONAL = "transactional"
+TRANSACTIONAL = MessageKind.TRANSACTIONAL.value
 ADVERSE_ACTION = "adverse_action"
 _NAMESPACE = uuid.UUID("5f0f3a52-8a47-4a8e-9d55-3c1f0e0c7a11")
 # Transactional mail still never goes to an address that bounced hard or complained.
